@@ -1,0 +1,2 @@
+/** Audit and metrics configuration fields (owned by the audit layer). */
+export const auditGlobalFields = {};

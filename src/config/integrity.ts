@@ -1,0 +1,3 @@
+/** Tool-integrity configuration fields (owned by the integrity layer). */
+export const integrityGlobalFields = {};
+export const integrityServerFields = {};

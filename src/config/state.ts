@@ -1,0 +1,2 @@
+/** State store configuration fields. */
+export const stateGlobalFields = {};
