@@ -1,0 +1,30 @@
+#!/usr/bin/env node
+/**
+ * The `bastion` command. One thin file per command beside this one, each exporting
+ * `register(program)`; they import the public API, and nothing imports cli/.
+ * To add a command: import its register function below and add it to COMMANDS.
+ */
+import { Command } from 'commander';
+
+type Register = (program: Command) => void;
+
+const COMMANDS: Register[] = [
+  // commands register here, one line each
+];
+
+export async function main(argv: string[]): Promise<void> {
+  const program = new Command();
+  program
+    .name('bastion')
+    .description('mcp-bastion: a security gateway for Model Context Protocol servers')
+    .version('0.1.0')
+    .showHelpAfterError();
+  for (const register of COMMANDS) register(program);
+  await program.parseAsync(argv);
+}
+
+main(process.argv).catch((err: unknown) => {
+  const e = err as { code?: string; message?: string };
+  process.stderr.write(`bastion: ${e.message ?? String(err)}${e.code ? ` (${e.code})` : ''}\n`);
+  process.exit(typeof process.exitCode === 'number' && process.exitCode !== 0 ? process.exitCode : 1);
+});
