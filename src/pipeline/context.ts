@@ -40,6 +40,24 @@ export interface SessionView {
   /** Negotiated protocol version (from the upstream's initialize result). */
   readonly protocolVersion: string | undefined;
   readonly createdAt: number;
+  /**
+   * The upstream's current tool definitions, as the upstream sent them (all pages, before any
+   * stage filtered them). Fetched by the gateway itself on first use, refreshed after
+   * `notifications/tools/list_changed`. Stages that need a definition (argument validation,
+   * pins) ask here rather than trusting what the client saw.
+   */
+  upstreamTools(): Promise<ReadonlyMap<string, ToolDefinition>>;
+}
+
+/** A tool as listed by an upstream (MCP `Tool`). Hostile input: validate before trusting fields. */
+export interface ToolDefinition {
+  name: string;
+  title?: string;
+  description?: string;
+  inputSchema?: Record<string, unknown>;
+  outputSchema?: Record<string, unknown>;
+  annotations?: Record<string, unknown>;
+  [key: string]: unknown;
 }
 
 export interface DecisionRecord {
