@@ -52,7 +52,7 @@ test('demo notes server: tools, notes in a data dir, samples, resources and prom
 
     assert.equal(firstText(await client.callTool({ name: 'echo', arguments: { text: 'héllo' } })), 'héllo');
     const page = firstText(await client.callTool({ name: 'fetch_page', arguments: { url: 'https://example.com/', sample: 'all' } }));
-    assert.match(page, /\u001b\[/); // ANSI
+    assert.ok(page.includes('\u001b['), 'ANSI escape present');
     assert.match(page, /[\u{E0000}-\u{E007F}]/u); // tag characters
     assert.match(page, /Ignore all previous instructions/);
     assert.match(page, /AKIAIOSFODNN7EXAMPLE/);
@@ -65,6 +65,7 @@ test('demo notes server: tools, notes in a data dir, samples, resources and prom
 
 test('demo samples: clean text carries none of the hostile markers', () => {
   const clean = sampleText('clean', 'x');
-  assert.doesNotMatch(clean, /[\u001b\u200b\u202e]|[\u{E0000}-\u{E007F}]/u);
+  assert.ok(!clean.includes('\u001b'));
+  assert.doesNotMatch(clean, /[\u200b\u202e]|[\u{E0000}-\u{E007F}]/u);
   assert.doesNotMatch(clean, /ignore/i);
 });
