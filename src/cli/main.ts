@@ -5,11 +5,13 @@
  * To add a command: import its register function below and add it to COMMANDS.
  */
 import { Command } from 'commander';
+import { register as registerToken } from './token.js';
 
 type Register = (program: Command) => void;
 
 const COMMANDS: Register[] = [
   // commands register here, one line each
+  registerToken,
 ];
 
 export async function main(argv: string[]): Promise<void> {
