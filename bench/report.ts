@@ -1,0 +1,140 @@
+/**
+ * Turning bench results into the table and the ratios the performance target names
+ * (issue 2, "Performance target"), measured in one run so machine speed cancels out.
+ */
+import type { RunResult } from './loadgen.js';
+import type { BenchReport, MemoryReport, RowReport } from './harness.js';
+import { fmtKb } from './harness.js';
+
+export interface Ratio {
+  name: string;
+  /** e.g. "gateway-stdio/sdk-direct throughput at c=10" */
+  formula: string;
+  value: number | null;
+  /** ">= 3" or "<= 1.2"; null for an informational ratio. */
+  target: string | null;
+  pass: boolean | null;
+  /** Why the value is null (a row missing or unavailable). */
+  missing?: string;
+}
+
+type Metric = 'throughput' | 'p50';
+
+interface RatioDef {
+  name: string;
+  num: string;
+  den: string;
+  metric: Metric;
+  concurrency: number;
+  target: { op: '>=' | '<='; value: number } | null;
+}
+
+/** The ratios of the target, then informational ones (the issue's own measurements, for comparison). */
+export const RATIO_DEFS: RatioDef[] = [
+  { name: 'stdio gateway vs SDK direct, throughput', num: 'gateway-stdio', den: 'sdk-direct', metric: 'throughput', concurrency: 10, target: { op: '>=', value: 3 } },
+  { name: 'HTTP gateway vs bare proxy, throughput', num: 'gateway-http', den: 'bare-proxy', metric: 'throughput', concurrency: 10, target: { op: '>=', value: 0.8 } },
+  { name: 'HTTP gateway vs bare proxy, p50 latency', num: 'gateway-http', den: 'bare-proxy', metric: 'p50', concurrency: 1, target: { op: '<=', value: 1.2 } },
+  { name: 'bare proxy vs SDK direct, throughput (issue measured 0.73)', num: 'bare-proxy', den: 'sdk-direct', metric: 'throughput', concurrency: 10, target: null },
+  { name: 'stdio gateway vs SDK direct, throughput', num: 'gateway-stdio', den: 'sdk-direct', metric: 'throughput', concurrency: 50, target: null },
+  { name: 'HTTP gateway vs bare proxy, throughput', num: 'gateway-http', den: 'bare-proxy', metric: 'throughput', concurrency: 50, target: null },
+];
+
+function cell(rows: RowReport[], id: string, c: number): RunResult | string {
+  const row = rows.find((r) => r.id === id);
+  if (!row) return `row ${id} not run`;
+  if (row.status !== 'ok') return `row ${id} ${row.status}`;
+  const found = row.cells.find((x) => x.concurrency === c);
+  if (!found) return `row ${id} has no c=${c} cell`;
+  if (found.calls === 0 || found.errors > 0) return `row ${id} c=${c} had errors`;
+  return found;
+}
+
+export function ratios(report: BenchReport): Ratio[] {
+  return RATIO_DEFS.map((d) => {
+    const formula = `${d.num} / ${d.den} ${d.metric === 'throughput' ? 'req/s' : 'p50'} at c=${d.concurrency}`;
+    const target = d.target ? `${d.target.op} ${d.target.value}` : null;
+    const a = cell(report.rows, d.num, d.concurrency);
+    const b = cell(report.rows, d.den, d.concurrency);
+    if (typeof a === 'string' || typeof b === 'string') {
+      return { name: d.name, formula, value: null, target, pass: null, missing: typeof a === 'string' ? a : (b as string) };
+    }
+    const value = d.metric === 'throughput' ? a.throughput / b.throughput : a.latencyMs.p50 / b.latencyMs.p50;
+    const pass = d.target ? (d.target.op === '>=' ? value >= d.target.value : value <= d.target.value) : null;
+    return { name: d.name, formula, value, target, pass };
+  });
+}
+
+function table(header: string[], body: string[][], rightAlign: boolean[]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((r) => (r[i] ?? '').length)));
+  const line = (cols: string[]): string =>
+    cols.map((c, i) => (rightAlign[i] ? c.padStart(widths[i] as number) : c.padEnd(widths[i] as number))).join('  ').trimEnd();
+  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n');
+}
+
+function breakdown(r: RunResult): string {
+  if (!r.cpuUsPerCall) return '';
+  return Object.entries(r.cpuUsPerCall.byProcess)
+    .map(([k, v]) => `${k.replace(':children', ' children')} ${v.toFixed(0)}`)
+    .join(', ');
+}
+
+export function formatBench(report: BenchReport, rs: Ratio[]): string {
+  const m = report.meta;
+  const out: string[] = [];
+  out.push(
+    `mcp-bastion bench  ${m.date}  node ${m.node}  SDK ${m.sdkVersion}  commit ${m.gitCommit ?? '?'}`,
+    `${m.cpuCount} x ${m.cpuModel}; ${m.pinning}`,
+    `tools/call of a trivial echo tool, stateful sessions (one per client), SDK server response mode: ${m.sdkResponseMode}`,
+    '',
+  );
+  const body: string[][] = [];
+  for (const row of report.rows) {
+    if (row.status !== 'ok') {
+      body.push([row.label, '-', row.status, '', '', '', '', row.reason ?? '']);
+      continue;
+    }
+    for (const r of row.cells) {
+      body.push([
+        row.label,
+        String(r.concurrency),
+        r.throughput.toFixed(0),
+        r.latencyMs.p50.toFixed(3),
+        r.latencyMs.p99.toFixed(3),
+        r.cpuUsPerCall ? r.cpuUsPerCall.total.toFixed(0) : 'n/a',
+        String(r.errors),
+        breakdown(r) + (r.errorSamples.length ? `  errors: ${r.errorSamples.join('; ')}` : ''),
+      ]);
+    }
+  }
+  out.push(table(['row', 'c', 'req/s', 'p50 ms', 'p99 ms', 'CPU µs/call', 'errors', 'CPU µs/call by process'], body, [false, true, true, true, true, true, true, false]));
+  out.push('', 'Ratios (one run, same machine):');
+  for (const r of rs) {
+    const v = r.value === null ? `n/a (${r.missing})` : `${r.value.toFixed(2)}x`;
+    const verdict = r.target === null ? '(info)' : r.pass === null ? `target ${r.target}x: not measured` : `target ${r.target}x: ${r.pass ? 'MET' : 'NOT MET'}`;
+    out.push(`  ${r.name} [${r.formula}]: ${v}  ${verdict}`);
+  }
+  return out.join('\n');
+}
+
+export function formatMemory(report: MemoryReport): string {
+  const out: string[] = [`memory: one session, concurrency ${report.options.concurrency}; ${report.meta.pinning}`];
+  const body: string[][] = [];
+  for (const row of report.rows) {
+    if (row.status !== 'ok') {
+      body.push([row.label, row.status, '', '', '', row.reason ?? '']);
+      continue;
+    }
+    for (const r of row.readings) {
+      body.push([
+        row.label,
+        String(r.calls),
+        fmtKb(r.rssKb),
+        r.childrenRssKb === null ? '' : fmtKb(r.childrenRssKb),
+        r.heapUsedBytes === null ? 'n/a' : `${(r.heapUsedBytes / 1048576).toFixed(1)} MB`,
+        String(r.errors),
+      ]);
+    }
+  }
+  out.push(table(['target', 'calls', 'RSS', 'children RSS', 'heap used', 'errors'], body, [false, true, true, true, true, true]));
+  return out.join('\n');
+}

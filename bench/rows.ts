@@ -1,0 +1,255 @@
+/**
+ * The rows of the bench: each one a way of serving the same `echo` tool. A row starts its
+ * processes (pinned to the CPU under test), returns the MCP endpoint and the processes whose
+ * CPU time counts, and stops them afterwards.
+ *
+ * To add a row (auth on, policy rules, audit sinks, Redis store, ...): write a RowDef below and
+ * add it to ROWS; `npm run bench -- --rows ID` selects it. Gateway rows share startGateway(),
+ * which takes the `servers.echo` entry plus any extra top-level config keys.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { freePort, rssKb, processTree, startProcess, type NamedProcess, type Started } from './procs.js';
+
+export interface RowContext {
+  /** Repository root. */
+  root: string;
+  /** CPU list the processes under test are pinned to, or undefined (not pinned). */
+  cpu: string | undefined;
+  /** Directory for logs and generated configs of this run. */
+  workDir: string;
+  /** Why the gateway cannot run (no build, no `serve` command), or null when it can. */
+  gatewayUnavailable: string | null;
+  /** Start the SDK HTTP echo server with enableJsonResponse. */
+  sdkJson: boolean;
+  /** Start node processes with --expose-gc (memory mode). */
+  exposeGc: boolean;
+}
+
+export interface MemoryReading {
+  /** VmRSS of the main process under test (gateway or SDK server). */
+  rssKb: number | null;
+  /** VmRSS summed over its child processes (a stdio upstream), if any. */
+  childrenRssKb: number | null;
+  /** V8 heap used, when the process reports it (SDK server: bench endpoint; gateway: /metrics). */
+  heapUsedBytes: number | null;
+}
+
+export interface RunningRow {
+  url: string;
+  processes: NamedProcess[];
+  memory(): Promise<MemoryReading>;
+  stop(): Promise<void>;
+}
+
+export interface RowDef {
+  id: string;
+  label: string;
+  /** One line for the docs and the JSON: what is measured. */
+  describe: string;
+  needsGateway: boolean;
+  start(ctx: RowContext): Promise<RunningRow>;
+}
+
+const nodeArgs = (ctx: RowContext, script: string): string[] => [
+  ...(ctx.exposeGc ? ['--expose-gc'] : []),
+  '--import',
+  'tsx',
+  join(ctx.root, 'bench', 'servers', script),
+];
+
+async function startSdkEcho(ctx: RowContext): Promise<Started> {
+  return startProcess({
+    name: 'sdk-echo',
+    command: process.execPath,
+    args: [...nodeArgs(ctx, 'sdk-http-echo.ts'), ...(ctx.sdkJson ? ['--json'] : [])],
+    cwd: ctx.root,
+    cpu: ctx.cpu,
+    logFile: join(ctx.workDir, 'sdk-echo.log'),
+    readyLine: true,
+  });
+}
+
+function getJson(url: string): Promise<unknown> {
+  return new Promise((resolve) => {
+    const req = request(url, { timeout: 5_000 }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (text += c));
+      res.on('end', () => {
+        if (res.statusCode !== 200) return resolve(undefined);
+        try {
+          resolve(JSON.parse(text));
+        } catch {
+          resolve(text);
+        }
+      });
+    });
+    req.on('error', () => resolve(undefined));
+    req.on('timeout', () => req.destroy());
+    req.end();
+  });
+}
+
+function childrenRss(pid: number): number | null {
+  const kids = processTree(pid).filter((p) => p !== pid);
+  if (kids.length === 0) return null;
+  return kids.reduce((sum, p) => sum + (rssKb(p) ?? 0), 0);
+}
+
+async function sdkMemory(p: Started): Promise<MemoryReading> {
+  const mem = (await getJson(`http://127.0.0.1:${p.port}/_bench/memory`)) as { heapUsed?: number } | undefined;
+  return { rssKb: rssKb(p.pid), childrenRssKb: null, heapUsedBytes: mem?.heapUsed ?? null };
+}
+
+/** Heap used from a Prometheus exposition (prom-client default metrics), if the gateway serves one. */
+async function gatewayMemory(p: Started, base: string): Promise<MemoryReading> {
+  let heap: number | null = null;
+  const text = await getJson(`${base}/metrics`);
+  if (typeof text === 'string') {
+    const m = /^nodejs_heap_size_used_bytes(?:\{[^}]*\})?\s+([0-9.e+]+)/m.exec(text);
+    if (m) heap = Number(m[1]);
+  }
+  return { rssKb: rssKb(p.pid), childrenRssKb: childrenRss(p.pid), heapUsedBytes: heap };
+}
+
+/**
+ * Start `node dist/cli/main.js serve --config FILE` with one server named `echo`, wait for
+ * GET /healthz, and return the MCP endpoint /mcp/echo.
+ */
+export async function startGateway(
+  ctx: RowContext,
+  name: string,
+  echo: Record<string, unknown>,
+  extra: Record<string, unknown> = {},
+): Promise<{ gateway: Started; url: string; base: string }> {
+  if (ctx.gatewayUnavailable) throw new Error(ctx.gatewayUnavailable);
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const configFile = join(ctx.workDir, `${name}.yaml`);
+  writeFileSync(configFile, stringify({ listen: { host: '127.0.0.1', port }, servers: { echo }, ...extra }));
+  const gateway = await startProcess({
+    name: 'gateway',
+    command: process.execPath,
+    args: [...(ctx.exposeGc ? ['--expose-gc'] : []), join(ctx.root, 'dist', 'cli', 'main.js'), 'serve', '--config', configFile],
+    cwd: ctx.root,
+    cpu: ctx.cpu,
+    logFile: join(ctx.workDir, `${name}.log`),
+    healthUrl: `${base}/healthz`,
+  });
+  return { gateway, url: `${base}/mcp/echo`, base };
+}
+
+export const ROWS: RowDef[] = [
+  {
+    id: 'sdk-direct',
+    label: 'SDK direct',
+    describe: 'SDK McpServer on its own StreamableHTTPServerTransport (stateful, node:http), no hop',
+    needsGateway: false,
+    async start(ctx) {
+      const sdk = await startSdkEcho(ctx);
+      return {
+        url: `http://127.0.0.1:${sdk.port}/mcp`,
+        processes: [{ name: 'sdk-echo', pid: sdk.pid }],
+        memory: () => sdkMemory(sdk),
+        stop: () => sdk.stop(),
+      };
+    },
+  },
+  {
+    id: 'bare-proxy',
+    label: 'bare proxy -> SDK',
+    describe: 'node:http pass-through proxy (keep-alive agent, pipes bodies) in front of the SDK server',
+    needsGateway: false,
+    async start(ctx) {
+      const sdk = await startSdkEcho(ctx);
+      try {
+        const proxy = await startProcess({
+          name: 'bare-proxy',
+          command: process.execPath,
+          args: [...nodeArgs(ctx, 'bare-proxy.ts'), '--upstream', `http://127.0.0.1:${sdk.port}`],
+          cwd: ctx.root,
+          cpu: ctx.cpu,
+          logFile: join(ctx.workDir, 'bare-proxy.log'),
+          readyLine: true,
+        });
+        return {
+          url: `http://127.0.0.1:${proxy.port}/mcp`,
+          processes: [
+            { name: 'bare-proxy', pid: proxy.pid },
+            { name: 'sdk-echo', pid: sdk.pid },
+          ],
+          memory: () => sdkMemory(sdk),
+          stop: async () => {
+            await proxy.stop();
+            await sdk.stop();
+          },
+        };
+      } catch (err) {
+        await sdk.stop();
+        throw err;
+      }
+    },
+  },
+  {
+    id: 'gateway-http',
+    label: 'mcp-bastion -> SDK (http)',
+    describe: 'mcp-bastion with an HTTP upstream: the SDK server above',
+    needsGateway: true,
+    async start(ctx) {
+      const sdk = await startSdkEcho(ctx);
+      try {
+        const { gateway, url, base } = await startGateway(ctx, 'gateway-http', { http: { url: `http://127.0.0.1:${sdk.port}/mcp` } });
+        return {
+          url,
+          processes: [
+            { name: 'gateway', pid: gateway.pid },
+            { name: 'sdk-echo', pid: sdk.pid },
+          ],
+          memory: () => gatewayMemory(gateway, base),
+          stop: async () => {
+            await gateway.stop();
+            await sdk.stop();
+          },
+        };
+      } catch (err) {
+        await sdk.stop();
+        throw err;
+      }
+    },
+  },
+  {
+    id: 'gateway-stdio',
+    label: 'mcp-bastion -> SDK (stdio)',
+    describe: 'mcp-bastion with a stdio upstream: SDK McpServer + StdioServerTransport, same tool',
+    needsGateway: true,
+    async start(ctx) {
+      const { gateway, url, base } = await startGateway(ctx, 'gateway-stdio', {
+        stdio: { command: process.execPath, args: nodeArgs(ctx, 'sdk-stdio-echo.ts'), cwd: ctx.root },
+      });
+      return {
+        url,
+        processes: [{ name: 'gateway', pid: gateway.pid }],
+        memory: () => gatewayMemory(gateway, base),
+        stop: () => gateway.stop(),
+      };
+    },
+  },
+];
+
+/** Why the gateway rows cannot run, or null. */
+export function gatewayAvailability(root: string): string | null {
+  const main = join(root, 'dist', 'cli', 'main.js');
+  if (!existsSync(main)) return 'dist/cli/main.js not built (npm run build failed or was skipped)';
+  const help = spawnSync(process.execPath, [main, 'serve', '--help'], { cwd: root, encoding: 'utf8', timeout: 15_000 });
+  if (help.status !== 0) return 'the built CLI has no `serve` command yet (node dist/cli/main.js serve --help failed)';
+  return null;
+}
+
+export function ensureDir(dir: string): string {
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}

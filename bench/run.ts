@@ -1,0 +1,100 @@
+/**
+ * `npm run bench`: tools/call throughput, p50/p99 latency and CPU per call of the rows in
+ * bench/rows.ts at concurrency 1, 10 and 50, then the ratios of the performance target.
+ * Writes bench/results/latest.json. `npm run bench -- --memory` runs the memory mode instead.
+ * `npm run bench -- --help` lists the options. See docs/bench.md.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ROOT, runBench, runMemory } from './harness.js';
+import { formatBench, formatMemory, ratios } from './report.js';
+import { ROWS } from './rows.js';
+
+const HELP = `usage: npm run bench -- [options]
+
+  --rows a,b,...        rows to run (default: ${ROWS.map((r) => r.id).join(',')})
+  --concurrency 1,10,50 concurrency levels (default 1,10,50)
+  --duration MS         measured window per cell (default 3000)
+  --warmup MS           unmeasured load before each window (default 1000)
+  --calls N             measure a fixed number of calls per cell instead of a duration
+  --sdk-json            serve the SDK rows with enableJsonResponse (default: SDK default, SSE)
+  --no-pin              do not pin with taskset
+  --no-build            do not run npm run build first
+  --out FILE            JSON results (default bench/results/latest.json)
+  --memory              memory mode: one session, calls up to 100,000 (rows gateway-stdio,sdk-direct-json)
+  --memory-rows a,b     memory rows (gateway-stdio, sdk-direct-json, sdk-direct)
+  --memory-calls 10000,100000  checkpoints
+  --help`;
+
+function parse(argv: string[]): Map<string, string | true> {
+  const m = new Map<string, string | true>();
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string;
+    if (!a.startsWith('--')) throw new Error(`unexpected argument "${a}"; see --help`);
+    const [k, inline] = a.slice(2).split('=', 2) as [string, string | undefined];
+    if (inline !== undefined) m.set(k, inline);
+    else if (argv[i + 1] !== undefined && !(argv[i + 1] as string).startsWith('--')) m.set(k, argv[++i] as string);
+    else m.set(k, true);
+  }
+  return m;
+}
+
+const KNOWN = new Set(['rows', 'concurrency', 'duration', 'warmup', 'calls', 'sdk-json', 'no-pin', 'no-build', 'out', 'memory', 'memory-rows', 'memory-calls', 'help']);
+
+function list(v: string | true | undefined, fallback: string): string[] {
+  return (typeof v === 'string' ? v : fallback).split(',').map((s) => s.trim()).filter(Boolean);
+}
+function num(v: string | true | undefined, name: string, fallback: number): number {
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) throw new Error(`--${name} needs a non-negative number, got "${String(v)}"`);
+  return n;
+}
+
+async function main(): Promise<void> {
+  const args = parse(process.argv.slice(2));
+  if (args.has('help')) {
+    console.log(HELP);
+    return;
+  }
+  for (const k of args.keys()) if (!KNOWN.has(k)) throw new Error(`unknown option --${k}; see --help`);
+  const log = (line: string): void => console.error(line);
+  const started = Date.now();
+  const out = typeof args.get('out') === 'string' ? (args.get('out') as string) : join(ROOT, 'bench', 'results', args.has('memory') ? 'memory.json' : 'latest.json');
+  let json: unknown;
+  if (args.has('memory')) {
+    const report = await runMemory({
+      rows: list(args.get('memory-rows'), 'gateway-stdio,sdk-direct-json'),
+      checkpoints: list(args.get('memory-calls'), '10000,100000').map((s) => num(s, 'memory-calls', 0)),
+      concurrency: 10,
+      pin: !args.has('no-pin'),
+      build: !args.has('no-build'),
+      log,
+    });
+    console.log(formatMemory(report));
+    json = report;
+  } else {
+    const calls = args.get('calls');
+    const report = await runBench({
+      rows: list(args.get('rows'), ROWS.map((r) => r.id).join(',')),
+      concurrency: list(args.get('concurrency'), '1,10,50').map((s) => num(s, 'concurrency', 1)),
+      warmupMs: num(args.get('warmup'), 'warmup', 1000),
+      ...(calls !== undefined ? { calls: num(calls, 'calls', 0) } : { durationMs: num(args.get('duration'), 'duration', 3000) }),
+      pin: !args.has('no-pin'),
+      sdkJson: args.has('sdk-json'),
+      build: !args.has('no-build'),
+      log,
+    });
+    const rs = ratios(report);
+    console.log(formatBench(report, rs));
+    json = { ...report, ratios: rs };
+  }
+  mkdirSync(join(out, '..'), { recursive: true });
+  writeFileSync(out, `${JSON.stringify(json, null, 2)}\n`);
+  console.error(`\nwrote ${out} (${((Date.now() - started) / 1000).toFixed(0)} s)`);
+}
+
+main().catch((err: unknown) => {
+  console.error(`bench: ${(err as Error).message}`);
+  process.exit(1);
+});

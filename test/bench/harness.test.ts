@@ -1,0 +1,106 @@
+/**
+ * Smoke test of the bench harness in a tiny configuration: the SDK echo server direct and
+ * behind the bare proxy, a few hundred calls, real processes and sockets. It checks that calls
+ * complete without errors and that the figures are well-formed; it never asserts on timing.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { runBench, type BenchReport } from '../../bench/harness.js';
+import { formatBench, ratios } from '../../bench/report.js';
+
+const HAS_PROC = existsSync('/proc/self/stat');
+
+function checkRow(report: BenchReport, id: string, concurrency: number[], calls: number, processes: string[]): void {
+  const row = report.rows.find((r) => r.id === id);
+  assert.ok(row, `row ${id} reported`);
+  assert.equal(row.status, 'ok', `row ${id}: ${row.reason ?? ''}`);
+  assert.deepEqual(
+    row.cells.map((c) => c.concurrency),
+    concurrency,
+  );
+  for (const cell of row.cells) {
+    assert.equal(cell.errors, 0, `${id} c=${cell.concurrency}: ${cell.errorSamples.join('; ')}`);
+    assert.equal(cell.calls, calls, `${id} c=${cell.concurrency} completed every call`);
+    assert.ok(cell.throughput > 0 && Number.isFinite(cell.throughput));
+    assert.ok(cell.latencyMs.p50 > 0 && cell.latencyMs.p50 <= cell.latencyMs.p99 && cell.latencyMs.p99 <= cell.latencyMs.max);
+    if (HAS_PROC) {
+      assert.ok(cell.cpuUsPerCall, 'CPU per call measured where /proc exists');
+      assert.deepEqual(Object.keys(cell.cpuUsPerCall.byProcess).sort(), [...processes].sort());
+      assert.ok(cell.cpuUsPerCall.total >= 0 && Number.isFinite(cell.cpuUsPerCall.total));
+    }
+  }
+}
+
+test('bench harness runs SDK-direct and bare-proxy rows (SSE responses) to completion', { timeout: 120_000 }, async () => {
+  const report = await runBench({
+    rows: ['sdk-direct', 'bare-proxy'],
+    concurrency: [1, 4],
+    warmupMs: 0,
+    calls: 100,
+    pin: false,
+    sdkJson: false,
+    build: false,
+    log: () => undefined,
+  });
+  assert.equal(report.meta.sdkResponseMode, 'sse');
+  checkRow(report, 'sdk-direct', [1, 4], 100, ['sdk-echo']);
+  checkRow(report, 'bare-proxy', [1, 4], 100, ['bare-proxy', 'sdk-echo']);
+
+  const rs = ratios(report);
+  const info = rs.find((r) => r.formula.startsWith('bare-proxy / sdk-direct'));
+  assert.equal(info?.value, null, 'no c=10 cell was run, so the ratio is reported missing, not invented');
+  const stdio = rs.find((r) => r.formula.startsWith('gateway-stdio'));
+  assert.equal(stdio?.pass, null);
+  assert.match(stdio?.missing ?? '', /not run/);
+  assert.match(formatBench(report, rs), /SDK direct\s+1\s+\d+/);
+});
+
+test('bench client handles plain JSON responses (SDK enableJsonResponse)', { timeout: 60_000 }, async () => {
+  const report = await runBench({
+    rows: ['sdk-direct'],
+    concurrency: [2],
+    warmupMs: 0,
+    calls: 100,
+    pin: false,
+    sdkJson: true,
+    build: false,
+    log: () => undefined,
+  });
+  assert.equal(report.meta.sdkResponseMode, 'json');
+  checkRow(report, 'sdk-direct', [2], 100, ['sdk-echo']);
+});
+
+test('ratios compare rows of one run against the targets', () => {
+  const cell = (concurrency: number, throughput: number, p50: number) => ({
+    concurrency,
+    calls: 10,
+    errors: 0,
+    errorSamples: [],
+    elapsedMs: 1,
+    throughput,
+    latencyMs: { p50, p90: p50, p99: p50, max: p50, mean: p50 },
+    cpuUsPerCall: null,
+  });
+  const row = (id: string, cells: ReturnType<typeof cell>[]) => ({ id, label: id, describe: id, status: 'ok' as const, cells });
+  const report = {
+    meta: {} as BenchReport['meta'],
+    options: {} as BenchReport['options'],
+    rows: [
+      row('sdk-direct', [cell(1, 500, 2), cell(10, 1000, 8)]),
+      row('bare-proxy', [cell(1, 400, 2.5), cell(10, 800, 10)]),
+      row('gateway-http', [cell(1, 420, 3.5), cell(10, 700, 11)]),
+      row('gateway-stdio', [cell(1, 1500, 0.6), cell(10, 2900, 3)]),
+    ],
+  };
+  const byFormula = new Map(ratios(report).map((r) => [r.formula, r]));
+  const stdio = byFormula.get('gateway-stdio / sdk-direct req/s at c=10');
+  assert.equal(stdio?.value, 2.9);
+  assert.equal(stdio?.pass, false, '2.9x is short of the 3x target');
+  const http = byFormula.get('gateway-http / bare-proxy req/s at c=10');
+  assert.equal(http?.value, 0.875);
+  assert.equal(http?.pass, true);
+  const p50 = byFormula.get('gateway-http / bare-proxy p50 at c=1');
+  assert.equal(p50?.value, 1.4);
+  assert.equal(p50?.pass, false, 'a p50 1.4x the bare proxy misses the 1.2x target');
+});
