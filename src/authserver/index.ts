@@ -42,6 +42,12 @@ export interface DevResource {
   scopes: string[];
   /** Short name for `bastion token --mount NAME` (default: the last path segment). */
   name?: string;
+  /**
+   * `jwt` (default): RFC 9068 JWT access tokens, verified locally by the gateway; oidc-provider
+   * cannot revoke or introspect them (they live until `exp`, 10 minutes by default).
+   * `opaque`: reference tokens the gateway must introspect (RFC 7662); revocation is immediate.
+   */
+  accessTokenFormat?: 'jwt' | 'opaque';
 }
 
 export interface DevMachineClient {
@@ -338,8 +344,9 @@ export async function startDevAuthServer(options: DevAuthServerOptions): Promise
             scope: r.scopes.join(' '),
             audience: r.resource,
             accessTokenTTL: ttl,
-            accessTokenFormat: 'jwt',
-            jwt: { sign: { alg: 'RS256' } },
+            ...(r.accessTokenFormat === 'opaque'
+              ? { accessTokenFormat: 'opaque' }
+              : { accessTokenFormat: 'jwt', jwt: { sign: { alg: 'RS256' } } }),
           };
         },
       },
