@@ -1,0 +1,74 @@
+/** Small helpers shared by the identity room. */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { SecretRef } from '../config/auth.js';
+
+/** SHA-256 of a string, base64url (no padding): the handle used for tokens, never the token. */
+export function sha256b64url(s: string): string {
+  return createHash('sha256').update(s).digest('base64url');
+}
+
+/** Constant-time equality of two strings (compared as SHA-256 digests, so lengths may differ). */
+export function safeEqual(a: string, b: string): boolean {
+  const da = createHash('sha256').update(a).digest();
+  const db = createHash('sha256').update(b).digest();
+  return timingSafeEqual(da, db);
+}
+
+/** Why a credential was refused. `reason` is machine-readable, `description` public and fixed. */
+export class CredentialRejected extends Error {
+  constructor(
+    readonly reason: string,
+    readonly description: string,
+    /** True when the refusal is ours (a dependency is down), not the client's: answer 503. */
+    readonly unavailable = false,
+  ) {
+    super(description);
+    this.name = 'CredentialRejected';
+  }
+}
+
+export function isCredentialRejected(e: unknown): e is CredentialRejected {
+  return e instanceof CredentialRejected;
+}
+
+/** Resolve an env/file secret reference. Throws a message naming the reference, never the value. */
+export function resolveSecret(ref: SecretRef, baseDir: string, env: NodeJS.ProcessEnv = process.env): string {
+  if ('env' in ref) {
+    const v = env[ref.env];
+    if (v === undefined || v === '') throw new Error(`environment variable ${ref.env} is not set (it should hold the secret)`);
+    return v;
+  }
+  const path = resolve(baseDir, ref.file);
+  let v: string;
+  try {
+    v = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new Error(`cannot read secret file ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+  }
+  v = v.replace(/\r?\n$/, '');
+  if (v === '') throw new Error(`secret file ${path} is empty`);
+  return v;
+}
+
+/** Read a dotted claim path (`realm_access.roles`) as a list of strings. */
+export function claimStrings(claims: Record<string, unknown>, path: string): string[] {
+  let v: unknown = claims;
+  for (const part of path.split('.')) {
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) return [];
+    if (!Object.prototype.hasOwnProperty.call(v, part)) return [];
+    v = (v as Record<string, unknown>)[part];
+  }
+  if (typeof v === 'string') return v.split(/[ ,]+/).filter((x) => x !== '');
+  if (Array.isArray(v)) return v.filter((x): x is string => typeof x === 'string');
+  return [];
+}
+
+/** OAuth scopes from `scope` (space-delimited, RFC 9068/8693) or `scp` (string or array). */
+export function scopesOf(claims: Record<string, unknown>): string[] {
+  const s = claims['scope'] ?? claims['scp'];
+  if (typeof s === 'string') return s.split(' ').filter((x) => x !== '');
+  if (Array.isArray(s)) return s.filter((x): x is string => typeof x === 'string');
+  return [];
+}
