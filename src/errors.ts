@@ -43,6 +43,8 @@ export const ERROR_CODES = {
   ERR_BASTION_POLICY_TOOL_NOT_FOUND: { status: 200, rpc: -32602 },
   ERR_BASTION_POLICY_DENIED: { status: 200, rpc: -32602 },
   ERR_BASTION_POLICY_INVALID_ARGUMENTS: { status: 200, rpc: -32602 },
+  // MCP "Resource not found" (-32002): a resource the caller may not read is answered like a missing one
+  ERR_BASTION_POLICY_RESOURCE_NOT_FOUND: { status: 200, rpc: -32002 },
   ERR_BASTION_RATE_LIMITED: { status: 429, rpc: -32029 },
   // application
   ERR_BASTION_INTEGRITY_HELD_BACK: { status: 200, rpc: -32603 },
