@@ -93,8 +93,8 @@ export class LoadGenerator {
     });
   }
 
-  open(url: string, sessions: number, concurrency: number): Promise<void> {
-    return this.call({ op: 'open', url, sessions, concurrency });
+  open(url: string, sessions: number, concurrency: number, headers: Record<string, string> = {}): Promise<void> {
+    return this.call({ op: 'open', url, sessions, concurrency, headers });
   }
   run(spec: RunSpec): Promise<RunResult> {
     return this.call({ op: 'run', spec });
@@ -199,7 +199,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
       }
       try {
         for (const c of o.concurrency) {
-          await lg.open(running.url, c, c);
+          await lg.open(running.url, c, c, running.headers ?? {});
           const spec: RunSpec = { concurrency: c, warmupMs: o.warmupMs, processes: running.processes };
           if (o.durationMs !== undefined) spec.durationMs = o.durationMs;
           else spec.calls = o.calls as number;
@@ -289,7 +289,7 @@ export async function runMemory(o: MemoryOptions): Promise<MemoryReport> {
         continue;
       }
       try {
-        await lg.open(running.url, 1, o.concurrency);
+        await lg.open(running.url, 1, o.concurrency, running.headers ?? {});
         let done = 0;
         let errors = 0;
         for (const target of [1_000, ...o.checkpoints]) {

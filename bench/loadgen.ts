@@ -4,7 +4,7 @@
  * sending the next call), and reads the CPU time of the processes under test from /proc at the
  * exact start and end of the measured window.
  *
- * IPC requests: {seq, op: 'open', url, sessions, concurrency} | {seq, op: 'run', ...RunSpec}
+ * IPC requests: {seq, op: 'open', url, sessions, concurrency, headers} | {seq, op: 'run', ...RunSpec}
  * | {seq, op: 'close'} | {seq, op: 'exit'}; each answered with {seq, ok, value?, error?}.
  */
 import { Agent } from 'node:http';
@@ -46,11 +46,11 @@ const TEXT = 'hello from the mcp-bastion bench';
 let agent: Agent | undefined;
 let clients: BenchClient[] = [];
 
-async function open(url: string, sessions: number, concurrency: number): Promise<void> {
+async function open(url: string, sessions: number, concurrency: number, headers: Record<string, string>): Promise<void> {
   agent = new Agent({ keepAlive: true, maxSockets: concurrency, maxFreeSockets: concurrency });
   clients = [];
   for (let i = 0; i < sessions; i++) {
-    const c = new BenchClient(new URL(url), agent);
+    const c = new BenchClient(new URL(url), agent, headers);
     await c.initialize();
     clients.push(c);
   }
@@ -159,6 +159,7 @@ interface Request {
   url?: string;
   sessions?: number;
   concurrency?: number;
+  headers?: Record<string, string>;
   spec?: RunSpec;
 }
 
@@ -169,7 +170,7 @@ process.on('message', (msg: Request) => {
   const work = async (): Promise<unknown> => {
     switch (msg.op) {
       case 'open':
-        return open(msg.url as string, msg.sessions ?? 1, msg.concurrency ?? 1);
+        return open(msg.url as string, msg.sessions ?? 1, msg.concurrency ?? 1, msg.headers ?? {});
       case 'run':
         return run(msg.spec as RunSpec);
       case 'close':

@@ -55,11 +55,14 @@ export class BenchClient {
   constructor(
     private readonly url: URL,
     private readonly agent: Agent,
+    /** Extra headers on every request (e.g. Authorization for the auth rows). Never logged. */
+    private readonly extraHeaders: Record<string, string> = {},
   ) {}
 
   /** POST one JSON-RPC message; resolves when the response with `id` arrives (or the body ends). */
   post(body: string, id: number | undefined): Promise<PostResult> {
     const headers: Record<string, string> = {
+      ...this.extraHeaders,
       'content-type': 'application/json',
       accept: 'application/json, text/event-stream',
       'mcp-protocol-version': this.protocolVersion,
@@ -160,7 +163,7 @@ export class BenchClient {
           port: this.url.port,
           path: this.url.pathname + this.url.search,
           method: 'DELETE',
-          headers: { 'mcp-session-id': this.sessionId as string, 'mcp-protocol-version': this.protocolVersion },
+          headers: { ...this.extraHeaders, 'mcp-session-id': this.sessionId as string, 'mcp-protocol-version': this.protocolVersion },
           agent: this.agent,
         },
         (res) => {

@@ -4,7 +4,8 @@
  * CPU time counts, and stops them afterwards.
  *
  * To add a row (auth on, policy rules, audit sinks, Redis store, ...): write a RowDef below and
- * add it to ROWS; `npm run bench -- --rows ID` selects it. Gateway rows share startGateway(),
+ * add it to ROWS; `npm run bench -- --rows ID` selects it, and a row with `flag: 'NAME'` is also
+ * added to the default rows by `--NAME` (e.g. `--auth`). Gateway rows share startGateway(),
  * which takes the `servers.echo` entry plus any extra top-level config keys.
  */
 import { spawnSync } from 'node:child_process';
@@ -12,6 +13,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
+import { startIssuer } from './issuer.js';
 import { freePort, rssKb, processTree, startProcess, type NamedProcess, type Started } from './procs.js';
 
 export interface RowContext {
@@ -40,6 +42,8 @@ export interface MemoryReading {
 
 export interface RunningRow {
   url: string;
+  /** Headers the load generator sends on every request (e.g. a bearer token). Never printed. */
+  headers?: Record<string, string>;
   processes: NamedProcess[];
   memory(): Promise<MemoryReading>;
   stop(): Promise<void>;
@@ -51,6 +55,8 @@ export interface RowDef {
   /** One line for the docs and the JSON: what is measured. */
   describe: string;
   needsGateway: boolean;
+  /** An extra row, run only when asked for (`--auth` adds rows with flag 'auth') or named in --rows. */
+  flag?: string;
   start(ctx: RowContext): Promise<RunningRow>;
 }
 
@@ -125,9 +131,10 @@ export async function startGateway(
   name: string,
   echo: Record<string, unknown>,
   extra: Record<string, unknown> = {},
+  listenPort?: number,
 ): Promise<{ gateway: Started; url: string; base: string }> {
   if (ctx.gatewayUnavailable) throw new Error(ctx.gatewayUnavailable);
-  const port = await freePort();
+  const port = listenPort ?? (await freePort());
   const base = `http://127.0.0.1:${port}`;
   const configFile = join(ctx.workDir, `${name}.yaml`);
   writeFileSync(configFile, stringify({ listen: { host: '127.0.0.1', port }, servers: { echo }, ...extra }));
@@ -236,6 +243,41 @@ export const ROWS: RowDef[] = [
         memory: () => gatewayMemory(gateway, base),
         stop: () => gateway.stop(),
       };
+    },
+  },
+  {
+    id: 'gateway-stdio-auth',
+    label: 'mcp-bastion -> SDK (stdio), JWT',
+    describe: 'the stdio row with authentication on: an ES256 access token (jose) checked against a local JWKS issuer',
+    needsGateway: true,
+    flag: 'auth',
+    async start(ctx) {
+      const issuer = await startIssuer();
+      try {
+        const port = await freePort();
+        const base = `http://127.0.0.1:${port}`;
+        const { gateway, url } = await startGateway(
+          ctx,
+          'gateway-stdio-auth',
+          { stdio: { command: process.execPath, args: nodeArgs(ctx, 'sdk-stdio-echo.ts'), cwd: ctx.root }, auth: { required: true } },
+          { publicUrl: base, auth: { issuers: [{ issuer: issuer.issuer, jwksUri: issuer.jwksUri }] } },
+          port,
+        );
+        const token = await issuer.mint(url);
+        return {
+          url,
+          headers: { authorization: `Bearer ${token}` },
+          processes: [{ name: 'gateway', pid: gateway.pid }],
+          memory: () => gatewayMemory(gateway, base),
+          stop: async () => {
+            await gateway.stop();
+            await issuer.close();
+          },
+        };
+      } catch (err) {
+        await issuer.close();
+        throw err;
+      }
     },
   },
 ];

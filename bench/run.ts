@@ -12,7 +12,8 @@ import { ROWS } from './rows.js';
 
 const HELP = `usage: npm run bench -- [options]
 
-  --rows a,b,...        rows to run (default: ${ROWS.map((r) => r.id).join(',')})
+  --rows a,b,...        rows to run (default: ${defaultRows().join(',')}; all: ${ROWS.map((r) => r.id).join(',')})
+  --auth                also run the rows with authentication on (${ROWS.filter((r) => r.flag === 'auth').map((r) => r.id).join(',')})
   --concurrency 1,10,50 concurrency levels (default 1,10,50)
   --duration MS         measured window per cell (default 3000)
   --warmup MS           unmeasured load before each window (default 1000)
@@ -39,7 +40,11 @@ function parse(argv: string[]): Map<string, string | true> {
   return m;
 }
 
-const KNOWN = new Set(['rows', 'concurrency', 'duration', 'warmup', 'calls', 'sdk-json', 'no-pin', 'no-build', 'out', 'memory', 'memory-rows', 'memory-calls', 'help']);
+function defaultRows(flags: string[] = []): string[] {
+  return ROWS.filter((r) => r.flag === undefined || flags.includes(r.flag)).map((r) => r.id);
+}
+
+const KNOWN = new Set(['auth', 'rows', 'concurrency', 'duration', 'warmup', 'calls', 'sdk-json', 'no-pin', 'no-build', 'out', 'memory', 'memory-rows', 'memory-calls', 'help']);
 
 function list(v: string | true | undefined, fallback: string): string[] {
   return (typeof v === 'string' ? v : fallback).split(',').map((s) => s.trim()).filter(Boolean);
@@ -76,7 +81,7 @@ async function main(): Promise<void> {
   } else {
     const calls = args.get('calls');
     const report = await runBench({
-      rows: list(args.get('rows'), ROWS.map((r) => r.id).join(',')),
+      rows: list(args.get('rows'), defaultRows(args.has('auth') ? ['auth'] : []).join(',')),
       concurrency: list(args.get('concurrency'), '1,10,50').map((s) => num(s, 'concurrency', 1)),
       warmupMs: num(args.get('warmup'), 'warmup', 1000),
       ...(calls !== undefined ? { calls: num(calls, 'calls', 0) } : { durationMs: num(args.get('duration'), 'duration', 3000) }),
