@@ -27,6 +27,46 @@ export interface AuditLog {
   /** Resolves when every event emitted so far has been handed to every sink. */
   flush(): Promise<void>;
   close(): Promise<void>;
+  /**
+   * False while the audit trail cannot take more events under the `block` policy (queue full
+   * because a sink is down) or after close(): the server refuses NEW requests with 503
+   * `ERR_BASTION_AUDIT_UNAVAILABLE` (fail closed). Absent means always accepting.
+   */
+  isAccepting?(): boolean;
+}
+
+/** What to do when a sink is down long enough to fill the queue. */
+export type AuditQueuePolicy = 'block' | 'drop';
+
+export interface AuditSinkStats {
+  name: string;
+  /** True after a failed write, until a write succeeds. */
+  down: boolean;
+  consecutiveFailures: number;
+  /** Events emitted but not yet written to this sink. */
+  lag: number;
+  written: number;
+  dropped: number;
+}
+
+export interface AuditLogStats {
+  depth: number;
+  maxEvents: number;
+  policy: AuditQueuePolicy;
+  accepting: boolean;
+  emitted: number;
+  /** Events refused at emit (queue beyond its hard limit, or log closed). */
+  refused: number;
+  sinks: AuditSinkStats[];
+}
+
+/** Hooks the audit log calls so metrics can follow it (implemented by src/metrics). */
+export interface AuditMetricsHooks {
+  /** Called once: `read()` gives the current queue depth (read at scrape time, not per event). */
+  auditQueueDepth?(read: () => number): void;
+  auditWritten?(sink: string, count: number): void;
+  auditDropped?(sink: string, count: number): void;
+  auditSinkFailed?(sink: string): void;
 }
 
 export interface AuditSink {
