@@ -124,6 +124,8 @@ export interface DevAuthServer {
   close(): Promise<void>;
 }
 
+const POLICY_HOOK = 'urn:bastion:client-policy';
+
 const LOOPBACK_NAMES = new Set(['localhost', '127.0.0.1', '::1', '[::1]']);
 
 export function isLoopbackHost(host: string): boolean {
@@ -174,8 +176,6 @@ function machineClientMetadata(c: DevMachineClient): Record<string, unknown> {
     grant_types: c.grantTypes ?? ['client_credentials'],
     redirect_uris: c.redirectUris ?? [],
     response_types: (c.grantTypes ?? ['client_credentials']).includes('authorization_code') ? ['code'] : [],
-    'urn:bastion:roles': c.roles ?? [],
-    'urn:bastion:groups': c.groups ?? [],
   };
   if (c.scope !== undefined) base.scope = c.scope;
   if (c.auth.method === 'private_key_jwt') {
@@ -248,6 +248,10 @@ export async function startDevAuthServer(options: DevAuthServerOptions): Promise
   const secrets = await loadOrCreateSecrets(stateDir);
   const machineClients = options.clients ?? [];
   const machineById = new Map(machineClients.map((c) => [c.clientId, c]));
+  const staticClientIds = new Set([DEV_CLI_CLIENT_ID, ...machineById.keys()]);
+  if (staticClientIds.size !== machineClients.length + 1) {
+    throw new BastionError('ERR_BASTION_CONFIG_INVALID', `pre-registered client ids must be unique and must not be "${DEV_CLI_CLIENT_ID}"`);
+  }
 
   // Listen first (port 0 -> the real port), then build the provider with the final issuer.
   const mtls = Boolean(options.https?.ca);
@@ -289,7 +293,24 @@ export async function startDevAuthServer(options: DevAuthServerOptions): Promise
     cookies: { keys: secrets.cookieKeys },
     scopes: [...allScopes],
     claims: { openid: ['sub'] },
-    extraClientMetadata: { properties: ['urn:bastion:roles', 'urn:bastion:groups'] },
+    // Not a real metadata field: a hook that oidc-provider calls for every client it loads
+    // (static, registered, or fetched as a metadata document). Only pre-registered clients may
+    // use client_credentials; a dynamically registered or CIMD client gets a user's consent.
+    extraClientMetadata: {
+      properties: [POLICY_HOOK],
+      validator: (_ctx: unknown, key: string, _value: unknown, metadata: Record<string, unknown>) => {
+        if (key !== POLICY_HOOK) return;
+        metadata[POLICY_HOOK] = undefined;
+        if (staticClientIds.has(String(metadata.client_id))) return;
+        const grants = (metadata.grant_types as string[] | undefined) ?? [];
+        const refused = grants.filter((g) => g !== 'authorization_code' && g !== 'refresh_token');
+        if (refused.length > 0) {
+          throw new errors.InvalidClientMetadata!(
+            `grant type ${refused.join(', ')} is only for pre-registered clients; registered and metadata-document clients use authorization_code (and refresh_token)`,
+          );
+        }
+      },
+    },
     responseTypes: ['code'],
     pkce: { required: () => true },
     allowOmittingSingleRegisteredRedirectUri: false,

@@ -212,6 +212,15 @@ ${error ? `<p role="alert">${escapeHtml(error)}</p>` : ''}
       if (req.method === 'GET' && action === undefined) {
         if (details.prompt.name === 'login') {
           const user = implicitUser(details);
+          if (user === undefined && details.params.client_id === opts.devClientId) {
+            await provider.interactionFinished(
+              req,
+              res,
+              { error: 'login_required', error_description: 'login_hint does not name a development user' },
+              { mergeWithLastSubmission: false },
+            );
+            return;
+          }
           if (user !== undefined) {
             await provider.interactionFinished(req, res, { login: { accountId: user } }, { mergeWithLastSubmission: false });
             return;
