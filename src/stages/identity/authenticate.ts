@@ -38,13 +38,15 @@ export interface IdentityStageDeps {
   config: Config;
   store: StateStore;
   audit: AuditLog;
-  /** Default: createTokenVerifier(config.auth, { baseDir, now }). */
+  /** Default: createTokenVerifier(config.auth, { baseDir, now, env }). */
   verifier?: TokenVerifier;
   apiKeys?: ApiKeyVerifier;
   /** Folder relative paths in the config are resolved against (default: cwd). */
   baseDir?: string;
   /** Milliseconds since epoch. */
   now?: () => number;
+  /** Environment secret references are resolved from (default: process.env). */
+  env?: NodeJS.ProcessEnv;
 }
 
 /** What the stage leaves in ctx.locals[IDENTITY_STAGE] for the server. */
@@ -74,11 +76,11 @@ export function identityStage(deps: IdentityStageDeps): Stage {
   const { config, store, audit } = deps;
   const now = deps.now ?? Date.now;
   const baseDir = deps.baseDir ?? process.cwd();
-  const verifier = deps.verifier ?? createTokenVerifier(config.auth, { baseDir, now });
+  const verifier = deps.verifier ?? createTokenVerifier(config.auth, { baseDir, now, ...(deps.env ? { env: deps.env } : {}) });
   const apiKeys = deps.apiKeys ?? createApiKeyVerifier(config.auth.apiKeys, now);
   const dpopCfg = config.auth.dpop;
   const nonces = dpopCfg.nonce.enabled
-    ? new DpopNonces(dpopCfg.nonce.secret ? resolveSecret(dpopCfg.nonce.secret, baseDir) : undefined, dpopCfg.nonce.rotateSeconds, now)
+    ? new DpopNonces(dpopCfg.nonce.secret ? resolveSecret(dpopCfg.nonce.secret, baseDir, deps.env) : undefined, dpopCfg.nonce.rotateSeconds, now)
     : undefined;
   const verifyProof = createDpopVerifier({
     store,
