@@ -1,5 +1,5 @@
 /** Output sanitizing and upstream hygiene configuration fields. */
 export const sanitizeGlobalFields = {};
 export const sanitizeServerFields = {};
-export const stdioHygieneFields = {};
-export const httpCredentialFields = {};
+// Upstream hygiene fields (least-privilege stdio, upstream credentials) live in upstream-hygiene.ts.
+export { stdioHygieneFields, httpCredentialFields } from './upstream-hygiene.js';
