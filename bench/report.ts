@@ -121,7 +121,7 @@ export function formatMemory(report: MemoryReport): string {
   const body: string[][] = [];
   for (const row of report.rows) {
     if (row.status !== 'ok') {
-      body.push([row.label, row.status, '', '', '', row.reason ?? '']);
+      body.push([row.label, row.status, '', '', '', '', row.reason ?? '']);
       continue;
     }
     for (const r of row.readings) {
@@ -132,9 +132,10 @@ export function formatMemory(report: MemoryReport): string {
         r.childrenRssKb === null ? '' : fmtKb(r.childrenRssKb),
         r.heapUsedBytes === null ? 'n/a' : `${(r.heapUsedBytes / 1048576).toFixed(1)} MB`,
         String(r.errors),
+        '',
       ]);
     }
   }
-  out.push(table(['target', 'calls', 'RSS', 'children RSS', 'heap used', 'errors'], body, [false, true, true, true, true, true]));
+  out.push(table(['target', 'calls', 'RSS', 'children RSS', 'heap used', 'errors', 'note'], body, [false, true, true, true, true, true, false]));
   return out.join('\n');
 }
