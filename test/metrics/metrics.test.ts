@@ -1,0 +1,47 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createMetrics, metricsHandler } from '../../src/metrics/metrics.js';
+import { createAuditLog } from '../../src/audit/log.js';
+import { MemorySink, until } from '../audit/helpers.js';
+
+test('the registry exposes requests, denials, latencies per stage and end to end, upstream health, sanitizer/scanner hits, audit and anomalies', async () => {
+  const m = createMetrics({ defaultMetrics: false });
+  m.observeRequest({ mount: 'files', method: 'tools/call', tool: 'read_file', outcome: 'allowed', durationMs: 12, stages: { 'identity.bearer-token': 0.4, 'authorization.policy': 0.1 } });
+  m.observeRequest({ mount: 'files', method: 'tools/call', tool: 'delete_file', outcome: 'denied', reason: 'insufficient_scope', durationMs: 1 });
+  m.observeRequest({ mount: 'files', method: 'tools/call', tool: 'delete_file', outcome: 'denied', reason: 'insufficient_scope', durationMs: 1 });
+  m.setUpstreamHealth('files', true);
+  m.setUpstreamHealth('db', false);
+  m.sanitizerHit('files', 'invisible_chars', 'stripped');
+  m.scannerHit('files', 'hidden_instructions');
+  m.anomalyDetected('call_rate', 'throttle');
+  const dead = new MemorySink('dead');
+  dead.failing = true;
+  const log = createAuditLog({ sinks: [{ sink: dead, retry: { initialDelayMs: 2, maxDelayMs: 5 } }], queue: { maxEvents: 3, onFull: 'drop' }, metrics: m });
+  for (let i = 0; i < 10; i++) log.emit({ type: 'auth.succeeded', outcome: 'success' });
+  await until(() => log.stats().sinks[0]!.consecutiveFailures >= 1, 'sink failed');
+  const r = await metricsHandler(m)();
+  assert.match(r.contentType, /^text\/plain; version=0\.0\.4/);
+  const b = r.body;
+  assert.match(b, /bastion_requests_total\{mount="files",method="tools\/call",tool="read_file",outcome="allowed"\} 1/);
+  assert.match(b, /bastion_denials_total\{mount="files",tool="delete_file",reason="insufficient_scope"\} 2/);
+  assert.match(b, /bastion_request_duration_seconds_count\{mount="files",method="tools\/call"\} 3/);
+  assert.match(b, /bastion_stage_duration_seconds_count\{stage="identity.bearer-token"\} 1/);
+  assert.match(b, /bastion_upstream_up\{mount="db"\} 0/);
+  assert.match(b, /bastion_sanitizer_hits_total\{mount="files",rule="invisible_chars",action="stripped"\} 1/);
+  assert.match(b, /bastion_scanner_hits_total\{mount="files",rule="hidden_instructions"\} 1/);
+  assert.match(b, /bastion_anomalies_total\{kind="call_rate",action="throttle"\} 1/);
+  assert.match(b, /bastion_audit_queue_depth 3/);
+  assert.match(b, /bastion_audit_events_dropped_total\{sink="dead"\} [1-9]/);
+  assert.match(b, /bastion_audit_sink_failures_total\{sink="dead"\} [1-9]/);
+  await log.close(10);
+});
+
+test('label values from upstreams are bounded: a flood of made-up tool names collapses into _other', async () => {
+  const m = createMetrics({ defaultMetrics: false, maxLabelValues: 10 });
+  for (let i = 0; i < 1000; i++) m.observeRequest({ mount: 'x', method: 'tools/call', tool: `tool-${i}-${'z'.repeat(300)}`, outcome: 'allowed', durationMs: 1 });
+  const body = await m.registry.metrics();
+  const series = body.split('\n').filter((l) => l.startsWith('bastion_requests_total{'));
+  assert.equal(series.length, 11);
+  assert.ok(series.some((l) => l.includes('tool="_other"') && l.endsWith(' 990')));
+  assert.ok(series.every((l) => l.length < 300), 'long values are cut');
+});
