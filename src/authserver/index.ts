@@ -57,6 +57,11 @@ export interface DevMachineClient {
   auth:
     | { method: 'private_key_jwt'; jwks: { keys: JWK[] } }
     | {
+        /** For a resource server (the gateway) calling introspection; keep the secret out of files you commit. */
+        method: 'client_secret_basic';
+        secret: string;
+      }
+    | {
         method: 'tls_client_auth';
         /** Expected certificate subject DN, e.g. `CN=billing-bot,O=Example` (RFC 4514 order or X.509 order). */
         subjectDn: string;
@@ -178,6 +183,12 @@ function machineClientMetadata(c: DevMachineClient): Record<string, unknown> {
     response_types: (c.grantTypes ?? ['client_credentials']).includes('authorization_code') ? ['code'] : [],
   };
   if (c.scope !== undefined) base.scope = c.scope;
+  if (c.auth.method === 'client_secret_basic') {
+    if (c.auth.secret.length < 32) {
+      throw new BastionError('ERR_BASTION_CONFIG_INVALID', `client ${c.clientId}: a client secret must be at least 32 characters`);
+    }
+    return { ...base, token_endpoint_auth_method: 'client_secret_basic', client_secret: c.auth.secret };
+  }
   if (c.auth.method === 'private_key_jwt') {
     return { ...base, token_endpoint_auth_method: 'private_key_jwt', jwks: { keys: c.auth.jwks.keys.map(publicJwk) } };
   }

@@ -1,0 +1,105 @@
+/**
+ * `bastion token` as a real process against a running development authorization server.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createRemoteJWKSet, jwtVerify } from 'jose';
+import { startDevAuthServer, type DevAuthServer } from '../../src/authserver/index.js';
+import { tempDir } from './helpers.js';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const NOTES = 'http://127.0.0.1:8080/mcp/notes';
+const FILES = 'http://127.0.0.1:8080/mcp/files';
+
+function bastion(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), ...args],
+      { cwd: ROOT, env: { ...process.env, ...env }, timeout: 60_000 },
+      (err, stdout, stderr) => {
+        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+      },
+    );
+  });
+}
+
+describe('bastion token', () => {
+  let as: DevAuthServer;
+  let dir: string;
+  let cleanup: () => Promise<void>;
+
+  before(async () => {
+    const tmp = await tempDir('bastion-token-');
+    dir = tmp.dir;
+    cleanup = tmp.cleanup;
+    as = await startDevAuthServer({
+      stateDir: join(dir, 'authserver'),
+      resources: [
+        { resource: NOTES, scopes: ['notes:read', 'notes:write'] },
+        { resource: FILES, scopes: ['files:read'], name: 'docs' },
+      ],
+      users: [{ id: 'alice', roles: ['admin'], groups: ['ops'] }],
+      // No auto-login: the helper must work without it, for its own client only.
+    });
+  });
+  after(async () => {
+    await as?.close();
+    await cleanup?.();
+  });
+
+  test('prints a token for the subject, scopes and mount, with its expiry', async () => {
+    const r = await bastion(['token', '--subject', 'alice', '--scope', 'notes:read notes:write', '--mount', 'notes', '--state-dir', join(dir, 'authserver'), '--dev-json', join(dir, 'none.json')]);
+    assert.equal(r.code, 0, r.stderr);
+    const [token, info] = r.stdout.trim().split('\n');
+    assert.match(info!, /expires \d{4}-\d\d-\d\dT.*Z \(in 600 s\)/);
+    assert.match(info!, /scope "notes:read notes:write"/);
+    const { payload, protectedHeader } = await jwtVerify(token!, createRemoteJWKSet(new URL(as.jwksUri)), { issuer: as.issuer, audience: NOTES });
+    assert.equal(protectedHeader.typ, 'at+jwt');
+    assert.equal(payload.sub, 'alice');
+    assert.equal(payload.scope, 'notes:read notes:write');
+    assert.deepEqual(payload.roles, ['admin']);
+    assert.deepEqual(payload.groups, ['ops']);
+  });
+
+  test('--json, a mount URL, a named mount, and the issuer from dev.json', async () => {
+    const devJson = join(dir, 'dev.json');
+    await writeFile(devJson, JSON.stringify({ issuer: as.issuer }));
+    const r = await bastion(['token', '--subject', 'alice', '--scope', 'files:read notes:read', '--mount', 'docs', '--state-dir', join(dir, 'authserver'), '--dev-json', devJson, '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const out = JSON.parse(r.stdout) as { access_token: string; expires_in: number; scope: string; resource: string };
+    assert.equal(out.resource, FILES);
+    assert.equal(out.scope, 'files:read', 'scopes of other mounts are not granted');
+    assert.equal(out.expires_in, 600);
+    const raw = await bastion(['token', '--subject', 'alice', '--scope', 'notes:read', '--mount', NOTES, '--state-dir', join(dir, 'authserver'), '--dev-json', devJson, '--raw']);
+    assert.equal(raw.code, 0, raw.stderr);
+    assert.equal(raw.stdout.trim().split('\n').length, 1);
+  });
+
+  test('an unknown subject, an unknown mount, or a missing state folder fail with a message and no token', async () => {
+    const unknownUser = await bastion(['token', '--subject', 'mallory', '--scope', 'notes:read', '--mount', 'notes', '--state-dir', join(dir, 'authserver'), '--dev-json', join(dir, 'none.json')]);
+    assert.notEqual(unknownUser.code, 0);
+    assert.match(unknownUser.stderr, /login_required.*"mallory" a dev user/);
+    assert.equal(unknownUser.stdout, '');
+    const unknownMount = await bastion(['token', '--subject', 'alice', '--scope', 'notes:read', '--mount', 'nope', '--state-dir', join(dir, 'authserver'), '--dev-json', join(dir, 'none.json')]);
+    assert.notEqual(unknownMount.code, 0);
+    assert.match(unknownMount.stderr, /unknown mount "nope": use a mount URL or one of notes, docs/);
+    const noState = await bastion(['token', '--subject', 'alice', '--scope', 'notes:read', '--mount', 'notes', '--state-dir', join(dir, 'missing'), '--dev-json', join(dir, 'none.json')]);
+    assert.notEqual(noState.code, 0);
+    assert.match(noState.stderr, /start it with `bastion dev` first/);
+  });
+
+  test('without the state-folder key, the helper client cannot redeem a code (private_key_jwt)', async () => {
+    const res = await fetch(as.tokenEndpoint, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ grant_type: 'authorization_code', code: 'x', redirect_uri: 'http://127.0.0.1/bastion-token/callback', code_verifier: 'y'.repeat(43), client_id: 'bastion-cli' }),
+    });
+    assert.equal(res.status, 401);
+    assert.equal(((await res.json()) as { error: string }).error, 'invalid_client');
+  });
+});
