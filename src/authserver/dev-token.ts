@@ -1,9 +1,9 @@
 /**
  * `bastion token`'s engine: obtains an access token for a dev user from the running development
  * authorization server, through the ordinary authorization code + PKCE flow:
- * the pre-registered `bastion-cli` client names the user in `login_hint` (the server logs that
- * user in for this client only), and redeems the code with private_key_jwt using the key kept
- * in the state folder (0600). Whoever can read the state folder can mint dev tokens; nobody else.
+ * the pre-registered `bastion-cli` client pushes its request (PAR, authenticated) naming the
+ * user in `login_hint` (the server logs that user in for this client only), and redeems the
+ * code with private_key_jwt using the key kept in the state folder (0600). Whoever can read the state folder can mint dev tokens; nobody else.
  */
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { importJWK, SignJWT } from 'jose';
@@ -60,23 +60,53 @@ export async function obtainDevToken(req: DevTokenRequest): Promise<DevToken> {
   if (!metaRes.ok) {
     throw new Error(`cannot read the authorization server metadata at ${issuer} (${metaRes.status}): is \`bastion dev\` running?`);
   }
-  const meta = (await metaRes.json()) as { authorization_endpoint: string; token_endpoint: string; issuer: string };
+  const meta = (await metaRes.json()) as {
+    authorization_endpoint: string;
+    token_endpoint: string;
+    pushed_authorization_request_endpoint: string;
+    issuer: string;
+  };
+
+  const key = await importJWK(req.client.privateJwk, req.client.privateJwk.alg ?? 'ES256');
+  const clientAssertion = async (): Promise<Record<string, string>> => {
+    const now = Math.floor(Date.now() / 1000);
+    const jwt = await new SignJWT({})
+      .setProtectedHeader({ alg: req.client.privateJwk.alg ?? 'ES256', kid: req.client.privateJwk.kid })
+      .setIssuer(req.client.clientId)
+      .setSubject(req.client.clientId)
+      .setAudience(meta.issuer)
+      .setJti(randomUUID())
+      .setIssuedAt(now)
+      .setExpirationTime(now + 60)
+      .sign(key);
+    return { client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: jwt };
+  };
 
   const verifier = randomBytes(32).toString('base64url');
   const challenge = createHash('sha256').update(verifier).digest('base64url');
   const state = randomBytes(16).toString('base64url');
+  // Pushed authorization request (RFC 9126): authenticated, so only the state-folder key
+  // holder can start a login_hint sign-in for this client.
+  const parRes = await doFetch(meta.pushed_authorization_request_endpoint, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({
+      client_id: req.client.clientId,
+      response_type: 'code',
+      redirect_uri: req.client.redirectUri,
+      scope: req.scope,
+      resource,
+      code_challenge: challenge,
+      code_challenge_method: 'S256',
+      state,
+      login_hint: req.subject,
+      ...(await clientAssertion()),
+    }),
+  });
+  if (parRes.status !== 201) throw await oauthError(parRes, 'the pushed authorization request');
+  const { request_uri: requestUri } = (await parRes.json()) as { request_uri: string };
   const authUrl = new URL(meta.authorization_endpoint);
-  authUrl.search = new URLSearchParams({
-    client_id: req.client.clientId,
-    response_type: 'code',
-    redirect_uri: req.client.redirectUri,
-    scope: req.scope,
-    resource,
-    code_challenge: challenge,
-    code_challenge_method: 'S256',
-    state,
-    login_hint: req.subject,
-  }).toString();
+  authUrl.search = new URLSearchParams({ client_id: req.client.clientId, request_uri: requestUri }).toString();
 
   const back = await followAuthorizationRedirects(authUrl, req.client.redirectUri, { fetch: doFetch });
   if (back.searchParams.get('state') !== state) throw new Error('the authorization response has the wrong state');
@@ -88,18 +118,6 @@ export async function obtainDevToken(req: DevTokenRequest): Promise<DevToken> {
   const code = back.searchParams.get('code');
   if (!code) throw new Error('the authorization response has no code');
 
-  const key = await importJWK(req.client.privateJwk, req.client.privateJwk.alg ?? 'ES256');
-  const now = Math.floor(Date.now() / 1000);
-  const assertion = await new SignJWT({})
-    .setProtectedHeader({ alg: req.client.privateJwk.alg ?? 'ES256', kid: req.client.privateJwk.kid })
-    .setIssuer(req.client.clientId)
-    .setSubject(req.client.clientId)
-    .setAudience(meta.issuer)
-    .setJti(randomUUID())
-    .setIssuedAt(now)
-    .setExpirationTime(now + 60)
-    .sign(key);
-
   const tokenRes = await doFetch(meta.token_endpoint, {
     method: 'POST',
     headers: { 'content-type': 'application/x-www-form-urlencoded' },
@@ -109,8 +127,7 @@ export async function obtainDevToken(req: DevTokenRequest): Promise<DevToken> {
       redirect_uri: req.client.redirectUri,
       code_verifier: verifier,
       resource,
-      client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
-      client_assertion: assertion,
+      ...(await clientAssertion()),
     }),
   });
   if (!tokenRes.ok) throw await oauthError(tokenRes, 'the token request');

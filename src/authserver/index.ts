@@ -296,6 +296,9 @@ export async function startDevAuthServer(options: DevAuthServerOptions): Promise
         response_types: ['code'],
         redirect_uris: [DEV_CLI_REDIRECT_URI],
         token_endpoint_auth_method: 'private_key_jwt',
+        // Its login_hint sign-in must not be startable by a web page: the request itself is
+        // pushed (PAR) and therefore authenticated with the state-folder key.
+        require_pushed_authorization_requests: true,
         jwks: { keys: [publicJwk(secrets.devClientKey)] },
       },
       ...machineClients.map(machineClientMetadata),

@@ -93,6 +93,26 @@ describe('bastion token', () => {
     assert.match(noState.stderr, /start it with `bastion dev` first/);
   });
 
+  test('a web page cannot start a bastion-cli sign-in: its requests must be pushed (PAR, authenticated)', async () => {
+    const url = new URL(`${as.issuer}/auth`);
+    url.search = new URLSearchParams({
+      client_id: 'bastion-cli',
+      response_type: 'code',
+      redirect_uri: 'http://127.0.0.1/bastion-token/callback',
+      scope: 'notes:read',
+      resource: NOTES,
+      login_hint: 'alice',
+      code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
+      code_challenge_method: 'S256',
+    }).toString();
+    const res = await fetch(url, { redirect: 'manual' });
+    const location = new URL(res.headers.get('location') ?? 'http://none/', url);
+    assert.equal(location.searchParams.get('code'), null);
+    assert.equal(location.searchParams.get('error'), 'invalid_request');
+    assert.match(location.searchParams.get('error_description') ?? '', /[Pp]ushed/);
+    assert.equal(res.headers.getSetCookie().some((c) => c.startsWith('_session=')), false, 'no session is created');
+  });
+
   test('without the state-folder key, the helper client cannot redeem a code (private_key_jwt)', async () => {
     const res = await fetch(as.tokenEndpoint, {
       method: 'POST',
