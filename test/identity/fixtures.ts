@@ -150,9 +150,13 @@ export async function startIssuer(): Promise<TestIssuer> {
   return state;
 }
 
+/** Raw config input, loosely typed so tests can patch any field (it is validated by parseConfig). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type RawConfig = Record<string, any>;
+
 /** A config with mounts `files` and `other`, trusting `issuer` by its JWKS URL. */
-export function makeConfig(issuer: TestIssuer | undefined, patch: (c: Record<string, any>) => void = () => {}): Config {
-  const input: Record<string, any> = {
+export function makeConfig(issuer: TestIssuer | undefined, patch: (c: RawConfig) => void = () => {}): Config {
+  const input: RawConfig = {
     publicUrl: PUBLIC_URL,
     servers: {
       files: { stdio: { command: 'node' }, auth: { scopes: ['mcp:read'] } },

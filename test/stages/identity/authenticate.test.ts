@@ -12,7 +12,7 @@ import { identityStage, IDENTITY_STAGE, type IdentityLocals } from '../../../src
 import { MemoryStateStore } from '../../../src/stores/memory.js';
 import type { Config } from '../../../src/config/schema.js';
 import type { RequestContext } from '../../../src/pipeline/context.js';
-import { makeConfig, makeCtx, makeKey, memoryAudit, OTHER_RESOURCE, peerFromPem, RESOURCE, startIssuer, type KeyPair, type TestIssuer } from '../../identity/fixtures.js';
+import { makeConfig, makeCtx, makeKey, memoryAudit, OTHER_RESOURCE, peerFromPem, RESOURCE, startIssuer, type KeyPair, type RawConfig, type TestIssuer } from '../../identity/fixtures.js';
 import { makePki, type TestPki } from '../../tls/certs.js';
 import { certificateThumbprint } from '../../../src/identity/certificate.js';
 import { X509Certificate } from 'node:crypto';
@@ -23,7 +23,6 @@ let pki: TestPki;
 let clock = Math.floor(Date.now() / 1000) * 1000;
 const now = (): number => clock;
 const nowS = (): number => Math.floor(clock / 1000);
-const META = 'https://gw.example.com/.well-known/oauth-protected-resource/mcp/files';
 
 before(async () => {
   iss = await startIssuer();
@@ -34,7 +33,7 @@ after(async () => {
   pki.cleanup();
 });
 
-function setup(patch?: (c: Record<string, any>) => void) {
+function setup(patch?: (c: RawConfig) => void) {
   const config: Config = makeConfig(iss, patch);
   const store = new MemoryStateStore({ now });
   const audit = memoryAudit();
