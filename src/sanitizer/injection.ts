@@ -1,0 +1,392 @@
+/**
+ * Indirect prompt injection: text in a tool result that addresses the model rather than
+ * describing data. Each rule has a stable id and a severity; the policy acts on findings at or
+ * above `injectionMinSeverity` (default medium). Low-severity rules are reported only.
+ *
+ * Detection runs on a "view" of the text of the same length: JSON string escapes (`\n`, `\"`,
+ * `\u003c`) and look-alike letters (fullwidth forms, Cyrillic and Greek homoglyphs) are folded so
+ * the rules see what the model would read, and spans still point into the original text.
+ * Every expression is precompiled, uses only bounded repetition between keywords and has no
+ * nested quantifiers, so the scan is linear in the input.
+ */
+import type { Finding, Severity } from './types.js';
+
+interface Rule {
+  id: string;
+  severity: Severity;
+  message: string;
+  re: RegExp;
+  /** Cheap pre-check on the lower-cased view; the rule runs only when one of these occurs. */
+  hints?: readonly string[];
+  /** Post-filter on a match (false drops it), or a severity override. */
+  accept?: (m: RegExpExecArray, view: string) => boolean | Severity;
+}
+
+const MODEL =
+  String.raw`(?:AI|A\.I\.|LLM|large\s+language\s+model|language\s+model|AI\s+(?:assistant|agent|model|system)|assistant|agent|chat\s?bot|bot|GPT[\w.-]{0,12}|ChatGPT|Claude[\w.-]{0,12}|Gemini[\w.-]{0,12}|Llama[\w.-]{0,12}|Copilot|Mistral[\w.-]{0,12}|model)`;
+const ACTION_VERBS =
+  'send|e-?mail|forward|transfer|wire|pay|delete|remove|erase|wipe|post|upload|share|publish|leak|exfiltrate|invite|add|create|make|change|modify|update|reset|visit|open|click|navigate|browse|download|install|run|execute|call|invoke|get|fetch|retrieve|collect|gather|read|say|tell|reply|respond|write|concatenate|book|reserve|grant|give|disable|enable|approve|buy|purchase|schedule|move|copy|rename|print|output|reveal|show|list';
+const DANGEROUS_VERBS =
+  'send|e-?mail|forward|transfer|wire|pay|delete|erase|wipe|post|upload|share|leak|exfiltrate|invite|reset|grant|disable|reveal|ignore|disregard|execute|run';
+
+/** The text before a match on its line ends with a comment marker: `// TODO: delete this` is code. */
+const CODE_COMMENT_BEFORE = /(?:\/\/|#|\/\*|(?:^|\s)\*|(?:^|[^-])--|<!--|(?:^|\s)%|(?:^|\s)rem|(?:^|\s)')\s*$/i;
+
+function lineStart(view: string, i: number): number {
+  const nl = view.lastIndexOf('\n', i - 1);
+  return Math.max(nl + 1, i - 400);
+}
+
+function notInCodeComment(m: RegExpExecArray, view: string): boolean {
+  const prefix = view.slice(lineStart(view, m.index), m.index);
+  return !CODE_COMMENT_BEFORE.test(prefix);
+}
+
+const PLACEHOLDER_IN_URL = /[{}$<>]|%7[bd]|%24|\[[A-Z_]{3,}\]|\b(?:DATA|SECRET|INFO|PAYLOAD|CONTENT|HISTORY)\b/;
+const LONG_PARAM = /[?&#][\w.-]{1,40}=[A-Za-z0-9+/%_=-]{40,}/;
+const DATA_PARAM = /[?&#](?:d|q|data|payload|secret|token|key|password|pass|info|content|conversation|chat|history|msg|message|exfil|leak|ctx|context|memory|p)=/i;
+
+function exfilUrlSeverity(url: string): Severity | false {
+  if (PLACEHOLDER_IN_URL.test(url)) return 'high';
+  if (LONG_PARAM.test(url)) return 'medium';
+  if (DATA_PARAM.test(url)) return 'low';
+  return false;
+}
+
+const RULES: readonly Rule[] = [
+  {
+    id: 'injection.ignore-previous',
+    severity: 'high',
+    message: 'asks to ignore or override previous instructions',
+    hints: ['ignore', 'disregard', 'forget', 'override', 'bypass', 'abandon', 'skip', 'drop'],
+    re: new RegExp(
+      String.raw`(?:ignore|disregard|forget|override|bypass|drop|abandon|skip)\s+(?:(?:all|any|each|every|the|your|my|of|these|those|its|their)\s+){0,3}(?:(?:previous|prior|preceding|above|earlier|former|original|initial|old|existing|system|safety|developer|current)\s+){1,2}(?:i\w{0,2}nstruct\w{0,6}|directions?|prompts?|rules?|guidelines?|commands?|guidance|context|orders?|tasks?|directives?|constraints?|polic(?:y|ies)|messages?|conversation)\b` +
+        String.raw`|\b(?:ignore|disregard|forget)\s+(?:(?:all|any|your|the)\s+){1,2}i\w{0,2}nstructions?\b(?!\s+(?:on|in|for|of|at)\b)` +
+        String.raw`|\b(?:ignore|disregard|forget)\s+(?:everything|all)\s+(?:(?:written|said|stated)\s+)?(?:above|before|prior|you\s+(?:were|have\s+been)\s+told)`,
+      'gi',
+    ),
+  },
+  {
+    id: 'injection.role-marker',
+    severity: 'high',
+    message: 'chat-template token or system/role marker inside data',
+    hints: ['<|', '[inst]', '[/inst]', '<<sys>>', 'start_of_turn', 'end_of_turn', 'system', '<s>'],
+    re: new RegExp(
+      String.raw`<\|(?:im_start|im_end|im_sep|system|user|assistant|developer|endoftext|eot_id|eom_id|start_header_id|end_header_id|begin_of_text|end_of_text|tool|ipython|channel|message|start|end|return|call|constrain)\|>` +
+        String.raw`|\[\/?INST\]|<<\/?SYS>>|<\/?(?:start|end)_of_turn>` +
+        String.raw`|#{2,}\s*\(?\s*(?:system|assistant|developer)[ _-]?(?:message|prompt|instructions?|note|override|update)\s*\)?` +
+        String.raw`|\(\s*(?:system|developer)[ _-](?:message|prompt|instructions?|override)\s*\)`,
+      'gi',
+    ),
+  },
+  {
+    id: 'injection.role-prefix',
+    severity: 'medium',
+    message: 'a line poses as a system/assistant turn giving instructions',
+    hints: ['system', 'assistant', 'developer', 'admin'],
+    re: new RegExp(
+      String.raw`^[ \t>*_#]{0,6}(?:system|assistant|developer|admin(?:istrator)?|system\s+(?:override|administrator|notice))[*_]{0,2}\s*:\s*(?:you\b|ignore\b|from\s+now\b|new\s+instructions?\b|the\s+user\b|always\b|never\b|do\s+not\b|don't\b|please\b|i\s+will\b|i'll\b|your\s+(?:task|goal|job)\b)`,
+      'gim',
+    ),
+  },
+  {
+    id: 'injection.addressed-to-model',
+    severity: 'high',
+    message: 'text addressed to the AI model/assistant reading it',
+    hints: ['you', 'dear', 'hey', 'hi ', 'hello', 'attention', 'note to', 'message', 'instruction', 'important for', 'reading', 'processing', 'parsing', 'summari', 'analy'],
+    re: new RegExp(
+      String.raw`\b(?:to|for)\s+you,?\s+(?:the\s+|an?\s+|dear\s+)?` + MODEL + String.raw`\b` +
+        String.raw`|\b(?:dear|hey|hi|hello|attention|note\s+to(?:\s+the)?|message\s+(?:to|for)(?:\s+the)?|instructions?\s+(?:to|for)(?:\s+the)?|important\s+for(?:\s+the)?)\s*,?\s+(?:AI|LLM|language\s+model|AI\s+(?:assistant|agent|model)|agent|chat\s?bot|GPT[\w.-]{0,12}|ChatGPT|Claude|Gemini|Copilot|assistant(?!\s+(?:manager|director|professor|to\s+the|editor|coach|principal)))\b` +
+        String.raw`|\bif\s+you\s+are\s+(?:an?\s+)?(?:AI|LLM|large\s+language\s+model|language\s+model|AI\s+(?:assistant|agent|model)|assistant|agent|chat\s?bot|bot|automated\s+(?:agent|system|assistant))\b` +
+        String.raw`|\b(?:AI|LLMs?|assistants?|agents?|models?|chat\s?bots?)\s+(?:reading|processing|parsing|summari[sz]ing|analy[sz]ing|seeing)\s+(?:this|these)\b` +
+        String.raw`|\byou\s+are\s+now\s+(?:an?\s+)?(?:DAN\b|unrestricted|jailbroken|in\s+(?:developer|god|admin|debug|unrestricted)\s+mode|free\s+(?:from|of)|no\s+longer\s+bound)` +
+        String.raw`|\bfrom\s+now\s+on,?\s+you\s+(?:must|shall|are\s+to|will\s+(?:only|always|never|ignore|obey|follow)|should\s+(?:only|always|never))\b`,
+      'gi',
+    ),
+  },
+  {
+    id: 'injection.task-hijack',
+    severity: 'high',
+    message: 'redirects the model away from the user\'s task',
+    hints: ['task', 'before', 'instruction', 'your', 'user', 'following', 'directive', 'objective'],
+    re: new RegExp(
+      String.raw`\b(?:the|your)\s+(?:original\s+|initial\s+|current\s+|first\s+)?(?:task|request|instructions?|question|assignment)\s+(?:that\s+|which\s+)?(?:I|the\s+user)\s+(?:gave|assigned|sent|asked|provided|give)\s+(?:to\s+)?you\b` +
+        String.raw`|\bbefore\s+(?:you\s+)?(?:can\s+|could\s+|are\s+able\s+to\s+)?(?:solve|solving|complete|completing|continue|continuing|proceed|proceeding|answer|answering|respond|responding|finish|finishing|reply|replying|summari[sz]e|summari[sz]ing)\b[^\n]{0,80}?\b(?:you\s+(?:must|need\s+to|have\s+to|should)|please\s+(?:do|first)|do\s+the\s+following|first\b)` +
+        String.raw`|\byour\s+(?:new|real|actual|true|primary|only|updated)\s+(?:task|goal|job|objective|mission|purpose|instructions?)\s+(?:is|are|now)\b` +
+        String.raw`|\b(?:do\s+not|don't|never)\s+(?:tell|inform|mention\s+(?:this\s+|it\s+)?to|notify|alert|warn|reveal\s+(?:this\s+|it\s+)?to|show\s+(?:this\s+|it\s+)?to)\s+(?:the\s+)?user\b` +
+        String.raw`|\bwithout\s+(?:telling|informing|notifying|alerting|warning)\s+(?:the\s+)?user\b`,
+      'gi',
+    ),
+  },
+  {
+    id: 'injection.task-hijack-weak',
+    severity: 'medium',
+    message: 'inserts a task ahead of the user\'s',
+    hints: ['following', 'after you', 'instruction', 'directive', 'orders', 'user', 'adhere', 'obey', 'comply'],
+    re: new RegExp(
+      String.raw`\b(?:please\s+)?do\s+the\s+following\s+(?:first|instead|immediately|now)\b` +
+        String.raw`|\bafter\s+you\s+(?:do|have\s+done|did|complete|completed|finish|finished)\s+(?:that|this|so|it)\b[^\n]{0,60}?\b(?:you\s+can|continue|proceed|solve|return\s+to)\b` +
+        String.raw`|\b(?:new|updated|real|actual|true|revised|secret|hidden|additional)\s+(?:instructions?|directives?|system\s+prompt|orders)\s*(?::|\bare\b|\bis\b|\bfor\s+(?:the\s+)?(?:AI|assistant|model|agent)\b)` +
+        String.raw`|\b(?:new|next|updated|follow-up|real)\s+user\s+(?:query|request|message|instruction|prompt)\s*:` +
+        String.raw`|\b(?:must|shall|need\s+to|have\s+to)\s+(?:strictly\s+)?(?:adhere\s+to|obey|comply\s+with)\s+(?:the\s+)?(?:following|these|below|new)\b`,
+      'gi',
+    ),
+  },
+  {
+    id: 'injection.instruction-tag',
+    severity: 'medium',
+    message: 'pseudo-markup that frames instructions for the model',
+    hints: ['<'],
+    re: /<\/?(?:information|important|instructions?|system|system[_-]?prompt|admin|sys|secret[_-]?instructions?|hidden|ai[_-]?instructions?|assistant[_-]?instructions?|prompt|override|directive|jailbreak|user[_-]?instructions?)(?:\s[^<>\n]{0,60})?>/gi,
+  },
+  {
+    id: 'injection.tool-coercion',
+    severity: 'high',
+    message: 'tells the model to call a tool or emits tool-call markup',
+    hints: ['tool', 'function', 'invoke', 'call'],
+    re: new RegExp(
+      String.raw`\b(?:call|invoke|use|run|execute|trigger)\s+(?:the\s+)?[\x60'"]?[A-Za-z_][\w.-]{1,63}[\x60'"]?\s+(?:tool|function)\s+with\s+(?:the\s+)?(?:following\s+)?(?:arguments|parameters|params|args|inputs?)\b` +
+        String.raw`|\b(?:you\s+(?:must|should|need\s+to|have\s+to)|immediately|now|first,?)\s+(?:call|invoke|use|run|execute)\s+(?:the\s+)?[\x60'"]?[A-Za-z_][\w.-]{1,63}[\x60'"]?\s+(?:tool|function)\b` +
+        String.raw`|<\/?(?:tool_call|tool_use|function_call|function_calls|tool_code|antml:invoke|antml:function_calls)\b`,
+      'gi',
+    ),
+  },
+  {
+    id: 'injection.tool-coercion',
+    severity: 'medium',
+    message: 'tells the model to use a named tool',
+    hints: ['tool', 'function'],
+    re: new RegExp(
+      String.raw`\b(?:please\s+)?(?:use|using|call|calling|invoke|invoking|run|running)\s+(?:the\s+)?(?:[\x60'"][\w.-]{2,64}[\x60'"]|[a-z][a-z0-9]*(?:_[a-z0-9]+)+)\s+(?:tool|function)\b`,
+      'gi',
+    ),
+  },
+  {
+    id: 'injection.fake-user-turn',
+    severity: 'high',
+    message: 'poses as the user or declares the user\'s task finished',
+    hints: ['user', 'task'],
+    re: /\bI\s+am\s+(?:the|your)\s+(?:user|owner|operator|developer|administrator|admin)\b(?!\s+(?:of|who|that|guide|manual|interface|experience|account|name|id)\b)|\b(?:the\s+)?(?:previous|prior|original|current|above|user'?s?)\s+task\s+(?:has\s+(?:already\s+)?been|is\s+(?:already\s+)?|was\s+(?:already\s+)?)(?:completed|done|finished|cancell?ed|solved|resolved)\b/gi,
+  },
+  {
+    id: 'injection.todo-directive',
+    severity: 'medium',
+    message: 'an imperative to-do aimed at whoever reads the data',
+    hints: ['todo', 'fixme', 'action required', 'note to', 'important', 'urgent', 'attention'],
+    re: new RegExp(
+      String.raw`(?:TODO|FIXME|ACTION\s+REQUIRED|NOTE\s+TO\s+(?:SELF|AI|(?:THE\s+)?ASSISTANT|(?:THE\s+)?MODEL))\s*(?::|!{1,3}:?)\s*(?:please\s+)?(?:(?:immediately|now|first|quickly|also)\s+)?(?:` +
+        ACTION_VERBS +
+        String.raw`)\b` +
+        String.raw`|\b(?:IMPORTANT|URGENT|ATTENTION|CRITICAL)\s*(?::|!{1,3}:?)\s*(?:please\s+)?(?:(?:immediately|now|first)\s+)?(?:` +
+        DANGEROUS_VERBS +
+        String.raw`)\b`,
+      'gi',
+    ),
+    // Glued to a preceding word is fine when that word ends in a capital or `_` (`USATODO:`,
+    // `general_TODO:`); after a lower-case letter it is part of a word (`photodo:`).
+    accept: (m, view) => !/[a-z]/.test(view[m.index - 1] ?? '') && notInCodeComment(m, view),
+  },
+  {
+    id: 'injection.exfil-markdown',
+    severity: 'high',
+    message: 'markdown/HTML image or link whose URL carries data or a placeholder for data',
+    hints: ['](', 'src'],
+    re: /!?\[[^\]\n]{0,200}\]\(\s*<?(https?:\/\/[^\s)>]{1,2048})|<img\b[^>]{0,300}?\bsrc\s*=\s*["']?(https?:\/\/[^\s"'>]{1,2048})/gi,
+    accept: (m) => {
+      const url = m[1] ?? m[2] ?? '';
+      const isImage = m[0].startsWith('!') || m[0].toLowerCase().startsWith('<img');
+      const sev = exfilUrlSeverity(url);
+      if (sev === false) return false;
+      if (!isImage) return sev === 'high' ? 'medium' : false;
+      return sev;
+    },
+  },
+  {
+    id: 'injection.exfil-request',
+    severity: 'medium',
+    message: 'asks to send conversation data or credentials to an outside address',
+    hints: ['send', 'forward', 'email', 'post', 'upload', 'transmit', 'leak', 'share', 'append', 'include', 'render', 'display'],
+    re: new RegExp(
+      String.raw`\b(?:send|forward|e-?mail|post|upload|transmit|leak|share)\s+(?:(?:all|the|your|this|my|every|any)\s+){0,3}(?:conversation|chat\s+history|previous\s+messages|system\s+prompt|context\s+window|credentials|passwords?|api\s+keys?|secrets?|access\s+tokens?|(?:private|personal|user)\s+(?:data|information|info))\b[^\n]{0,80}?\b(?:to|at)\s+(?:https?:\/\/|www\.|[\w.+-]{1,64}@[\w-]{1,63}\.)` +
+        String.raw`|\b(?:append|add|include|insert|put|encode)\s+(?:(?:the|all|any|every|your)\s+)?(?:[\w-]+\s+){0,4}(?:to|in|into)\s+(?:the\s+)?(?:url|link|query(?:\s+string)?|image\s+(?:url|link|source))\b` +
+        String.raw`|\b(?:render|display|show|include|output)\s+(?:this|the\s+following)\s+(?:image|markdown|link)\s+(?:in|at\s+the\s+end\s+of)\s+your\s+(?:response|answer|reply|output)\b`,
+      'gi',
+    ),
+  },
+  {
+    id: 'injection.prompt-leak',
+    severity: 'medium',
+    message: 'asks the model to reveal its prompt, keys or environment',
+    hints: ['reveal', 'print', 'show', 'output', 'repeat', 'display', 'leak', 'tell me'],
+    re: /\b(?:reveal|print|show|output|repeat|display|leak|tell\s+me)\s+(?:me\s+)?(?:your|the)\s+(?:full\s+|entire\s+|complete\s+|initial\s+|original\s+|hidden\s+|secret\s+)?(?:system\s+prompt|initial\s+prompt|hidden\s+prompt|instructions\s+(?:above|you\s+were\s+given)|api\s+keys?|environment\s+variables)\b/gi,
+  },
+  {
+    id: 'injection.encoded-instruction',
+    severity: 'medium',
+    message: 'asks the model to decode a payload and act on it',
+    hints: ['decode', 'base64', 'rot13', 'hex'],
+    re: /\b(?:decode|base64[- ]?decode|rot13|unhex)\b[^\n]{0,60}?\b(?:and|then)\s+(?:follow|execute|run|obey|do|perform|apply|carry\s+out)\b/gi,
+  },
+  {
+    id: 'injection.important-message',
+    severity: 'low',
+    message: 'urgent-message framing',
+    hints: ['important', 'urgent', 'critical'],
+    re: /\bthis\s+is\s+an?\s+(?:very\s+|really\s+|extremely\s+)?(?:important|urgent|critical)\s+(?:message|instruction|notice|note)s?\b/gi,
+  },
+];
+
+/** Rule ids and severities, for documentation and the eval. */
+export const INJECTION_RULES: ReadonlyArray<{ id: string; severity: Severity; message: string }> = [
+  ...RULES.map((r) => ({ id: r.id, severity: r.severity, message: r.message })),
+  { id: 'injection.encoded-payload', severity: 'high', message: 'an encoded (base64/hex) payload that decodes to instructions' },
+];
+
+// ---------------------------------------------------------------- the detection view
+
+/** Single-character look-alikes folded to ASCII (same UTF-16 length). */
+const CONFUSABLES: Record<string, string> = {
+  а: 'a', е: 'e', о: 'o', р: 'p', с: 'c', у: 'y', х: 'x', і: 'i', ј: 'j', ѕ: 's', ԁ: 'd', һ: 'h', ԛ: 'q', ԝ: 'w', ӏ: 'l',
+  А: 'A', В: 'B', Е: 'E', К: 'K', М: 'M', Н: 'H', О: 'O', Р: 'P', С: 'C', Т: 'T', Х: 'X', І: 'I', Ј: 'J', Ѕ: 'S',
+  ο: 'o', α: 'a', ι: 'i', ν: 'v', τ: 't', κ: 'k', ρ: 'p', Ο: 'O', Α: 'A', Β: 'B', Ε: 'E', Ζ: 'Z', Η: 'H', Ι: 'I', Κ: 'K', Μ: 'M', Ν: 'N', Ρ: 'P', Τ: 'T', Χ: 'X', Υ: 'Y',
+  'ı': 'i', 'ɑ': 'a', 'ɡ': 'g', 'ℓ': 'l',
+};
+const CONFUSABLE_RE = new RegExp(`[${Object.keys(CONFUSABLES).join('')}\\uFF01-\\uFF5E\\u3000]`, 'g');
+// eslint-disable-next-line no-control-regex
+const NON_ASCII = /[^\x00-\x7f]/;
+const ESCAPES_RE = /\\(?:u([0-9a-fA-F]{4})|[nrt"'/\\])/g;
+const MATH_ALNUM = /[\u{1D400}-\u{1D7FF}\u{1F130}-\u{1F189}]/u;
+
+/** Same-length view for detection: JSON escapes and look-alike letters folded. */
+export function detectionView(text: string): string {
+  let v = text;
+  if (v.includes('\\')) {
+    v = v.replace(ESCAPES_RE, (m: string, hex: string | undefined) => {
+      if (hex !== undefined) {
+        const c = parseInt(hex, 16);
+        const ch = c >= 0x20 && c < 0x7f ? String.fromCharCode(c) : ' ';
+        return '     ' + ch;
+      }
+      const c = m[1]!;
+      return c === 'n' || c === 'r' || c === 't' ? '\n ' : ' ' + c;
+    });
+  }
+  if (NON_ASCII.test(v)) {
+    v = v.replace(CONFUSABLE_RE, (c) => {
+      const mapped = CONFUSABLES[c];
+      if (mapped !== undefined) return mapped;
+      const cp = c.charCodeAt(0);
+      if (cp === 0x3000) return ' ';
+      return String.fromCharCode(cp - 0xfee0);
+    });
+  }
+  return v;
+}
+
+// ---------------------------------------------------------------- encoded payloads
+
+const B64_CANDIDATE = /(?<![A-Za-z0-9+/_-])(?:[A-Za-z0-9+/]{4}){6,}(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?(?![A-Za-z0-9+/=_-])|(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{32,}(?![A-Za-z0-9_=-])/g;
+const HEX_CANDIDATE = /(?<![0-9a-fA-F])(?:[0-9a-fA-F]{2}){20,}(?![0-9a-fA-F])/g;
+const MAX_DECODE_CANDIDATES = 32;
+const MAX_CANDIDATE_LENGTH = 64 * 1024;
+
+function printableRatio(s: string): number {
+  if (s.length === 0) return 0;
+  let ok = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if ((c >= 0x20 && c < 0x7f) || c === 0x0a || c === 0x0d || c === 0x09 || (c >= 0xa0 && c !== 0xfffd)) ok++;
+  }
+  return ok / s.length;
+}
+
+function decodeCandidate(s: string, hex: boolean): string | undefined {
+  const buf = hex ? Buffer.from(s, 'hex') : Buffer.from(s.replace(/-/g, '+').replace(/_/g, '/'), 'base64');
+  if (buf.length < 16) return undefined;
+  const text = buf.toString('utf8');
+  if (printableRatio(text) < 0.92) return undefined;
+  if (!/[a-z]{2,}\s+[a-z]{2,}/i.test(text)) return undefined;
+  return text;
+}
+
+// ---------------------------------------------------------------- detection
+
+export interface InjectionOptions {
+  /** Look inside base64/hex runs (default true; false inside a decoded payload). */
+  decode?: boolean;
+}
+
+function runRules(view: string, lower: string, out: Finding[]): void {
+  for (const rule of RULES) {
+    if (rule.hints !== undefined && !rule.hints.some((h) => lower.includes(h))) continue;
+    rule.re.lastIndex = 0;
+    let m: RegExpExecArray | null;
+    while ((m = rule.re.exec(view)) !== null) {
+      if (m[0].length === 0) {
+        rule.re.lastIndex++;
+        continue;
+      }
+      let severity = rule.severity;
+      if (rule.accept !== undefined) {
+        const a = rule.accept(m, view);
+        if (a === false) continue;
+        if (a !== true) severity = a;
+      }
+      out.push({
+        rule: rule.id,
+        kind: 'injection',
+        severity,
+        message: rule.message,
+        evidence: m[0],
+        start: m.index,
+        end: m.index + m[0].length,
+      });
+    }
+  }
+}
+
+/**
+ * Find prompt-injection patterns. Findings carry spans into `text` and the matched snippet as
+ * evidence (callers mask secrets in evidence before showing it).
+ */
+export function detectInjection(text: string, opts: InjectionOptions = {}): Finding[] {
+  const view = detectionView(text);
+  const lower = view.toLowerCase();
+  const out: Finding[] = [];
+  runRules(view, lower, out);
+
+  // Letters from the mathematical alphanumeric block fold only with NFKC, which changes length:
+  // scan the folded text too and report over the whole text.
+  if (MATH_ALNUM.test(view)) {
+    const folded = view.normalize('NFKC');
+    const extra: Finding[] = [];
+    runRules(folded, folded.toLowerCase(), extra);
+    for (const f of extra) out.push({ ...f, rule: f.rule, start: 0, end: text.length, evidence: f.evidence });
+  }
+
+  if (opts.decode !== false) {
+    let n = 0;
+    for (const re of [B64_CANDIDATE, HEX_CANDIDATE]) {
+      re.lastIndex = 0;
+      let m: RegExpExecArray | null;
+      while ((m = re.exec(view)) !== null && n < MAX_DECODE_CANDIDATES) {
+        if (m[0].length > MAX_CANDIDATE_LENGTH) continue;
+        n++;
+        const decoded = decodeCandidate(m[0], re === HEX_CANDIDATE);
+        if (decoded === undefined) continue;
+        const inner = detectInjection(decoded, { decode: false }).filter((f) => f.severity !== 'low');
+        if (inner.length === 0) continue;
+        out.push({
+          rule: 'injection.encoded-payload',
+          kind: 'injection',
+          severity: 'high',
+          message: `an encoded payload decodes to instructions (${[...new Set(inner.map((f) => f.rule))].join(', ')})`,
+          evidence: m[0].length > 48 ? `${m[0].slice(0, 48)}…` : m[0],
+          start: m.index,
+          end: m.index + m[0].length,
+        });
+      }
+    }
+  }
+  return out;
+}

@@ -1,0 +1,369 @@
+/**
+ * Secret redaction with typed placeholders: `[REDACTED:aws-access-key]`.
+ *
+ * Two families of rules:
+ * - typed formats (private keys, cloud and SaaS keys, OAuth/JWT tokens, credentials in URLs and
+ *   Authorization headers): a vendor prefix or structure, plus a low-entropy check so documented
+ *   placeholders (`ghp_xxxx…`, `AKIAXXXXXXXXXXXXXXXX`) pass;
+ * - a generic assignment rule (`API_KEY = …`, `"client_secret": "…"`, `password: …`): the name
+ *   must end in a secret word, and the value must look random (entropy, character classes) and not
+ *   like a placeholder, a variable reference, an identifier or a sequential test string.
+ * Typed matches win over generic ones. All expressions are precompiled and linear; rules whose
+ * cheap keyword hint is absent are skipped. Findings hold a masked preview, never the value.
+ */
+import type { Finding, Severity } from './types.js';
+
+export interface SecretMatch {
+  /** Placeholder type, e.g. `aws-access-key`. */
+  type: string;
+  /** Span of the secret value (what gets replaced). */
+  start: number;
+  end: number;
+  severity: Severity;
+}
+
+interface SecretRule {
+  type: string;
+  re: RegExp;
+  /** Index of the capture group holding the secret (needs the `d` flag); 0 = whole match. */
+  group?: number;
+  /** Case-sensitive substrings, one of which must occur for the rule to run. */
+  hints?: readonly string[];
+  /** Lower-case substrings (checked against the lower-cased text). */
+  lowerHints?: readonly string[];
+  minEntropy?: number;
+  validate?: (value: string, m: RegExpExecArray) => boolean;
+  severity?: Severity;
+}
+
+/** Shannon entropy in bits per character. */
+export function entropy(s: string): number {
+  if (s.length === 0) return 0;
+  const counts = new Map<string, number>();
+  for (const c of s) counts.set(c, (counts.get(c) ?? 0) + 1);
+  let h = 0;
+  const n = [...s].length;
+  for (const k of counts.values()) {
+    const p = k / n;
+    h -= p * Math.log2(p);
+  }
+  return h;
+}
+
+function distinct(s: string): number {
+  return new Set(s).size;
+}
+
+/** A run of `len` characters each one more (or one less) than the previous: 123456, abcdef. */
+function hasSequentialRun(s: string, len: number): boolean {
+  let up = 1;
+  let down = 1;
+  for (let i = 1; i < s.length; i++) {
+    const d = s.charCodeAt(i) - s.charCodeAt(i - 1);
+    up = d === 1 ? up + 1 : 1;
+    down = d === -1 ? down + 1 : 1;
+    if (up >= len || down >= len) return true;
+  }
+  return false;
+}
+
+const PLACEHOLDER_VALUE =
+  /^(?:x+|X+|\*+|\.+|-+|_+|0+|#+|null|none|nil|true|false|undefined|changeme|change[_-]?me|password|passwd|secret|example|sample|dummy|test|testing|redacted|hidden|placeholder|your[_\-.\s].*|my[_-]?(?:password|secret|token|key).*|<[^>]*>|\[[^\]]*\]|\{[^}]*\}|\.\.\..*)$/i;
+const PLACEHOLDER_PARTS = /x{4,}|X{4,}|\*{3,}|\.{3}|…|<[^>]{0,40}>|\$\{|\$\(|\{\{|%[A-Z_]+%|(?:^|[_-])(?:YOUR|REPLACE|INSERT|PUT)[_-]|your[_-](?:api|secret|token|key|password)|example|_here\b|\bhere$/i;
+
+function looksPlaceholder(v: string): boolean {
+  if (PLACEHOLDER_VALUE.test(v) || PLACEHOLDER_PARTS.test(v)) return true;
+  if (v.startsWith('$') || v.startsWith('%') || v.startsWith('@') || v.startsWith('&')) return true;
+  const top = Math.max(...[...new Set(v)].map((c) => v.split(c).length - 1));
+  return top / v.length > 0.6;
+}
+
+/** A value that is code (a call, an attribute path, an env lookup) rather than data. */
+function looksLikeCode(v: string): boolean {
+  if (/[()[\]]/.test(v)) return true;
+  if (/^(?:process\.env|os\.environ|env\.|self\.|this\.|config\.|settings\.|params\.|args\.|props\.|secrets\.|vars\.|inputs\.)/i.test(v)) return true;
+  if (/^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+$/.test(v) && !/\d/.test(v)) return true;
+  if (/^[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+$/.test(v) && !/\d{3}/.test(v)) return true;
+  return false;
+}
+
+const GENERIC_NAME_REJECT = /public|\bpub_|pubkey|csrf|xsrf|nonce|captcha|recaptcha|sitekey|site_key|publishable|_pk\b|page_?token|next_?token|continuation|cursor|sync_?token/i;
+/** Names of values that are random but not secret: identifiers, digests, references, media. */
+const NOT_SECRET_NAME =
+  /(?:^|[_.\-\s]|[a-z](?=[A-Z]))(?:id|ids|uuid|guid|hash|hashes|sha\d*|md5|checksum|digest|etag|version|ver|rev|revision|commit|ref|signature|sig|fingerprint|thumbprint|integrity|url|uri|href|src|link|path|file|filename|name|type|kind|salt|iv|kid|jti|x5t|data|content|body|blob|image|img|icon|avatar|thumbnail|preview|title|label|description|message|text|value|example|sample|mime|format|encoding|color|colour|style|class|slug|handle|username|user|email|host|hostname|domain|region|zone|key_?id|keyid)$/i;
+const PASSWORD_NAME = /(?:passwd|password|passphrase|pwd|pass)$/i;
+
+function genericValueOk(name: string, value: string): boolean {
+  if (GENERIC_NAME_REJECT.test(name)) return false;
+  if (looksPlaceholder(value) || looksLikeCode(value)) return false;
+  if (value.endsWith('=') && /=$/.test(value) && value.length < 12) return false;
+  if (PASSWORD_NAME.test(name)) {
+    if (value.length < 6) return false;
+    if (/^[a-z]+$/i.test(value) && value.length < 10) return false;
+    return entropy(value) >= 2.2;
+  }
+  if (value.length < 12) return false;
+  if (hasSequentialRun(value, 6)) return false;
+  if (/^\d+$/.test(value)) return false;
+  if (/^[a-z]+(?:[-_.][a-z]+)*$/i.test(value)) return false;
+  const classes = (/[a-z]/.test(value) ? 1 : 0) + (/[A-Z]/.test(value) ? 1 : 0) + (/\d/.test(value) ? 1 : 0) + (/[^A-Za-z0-9]/.test(value) ? 1 : 0);
+  if (classes < 2) return false;
+  return entropy(value) >= 3.2;
+}
+
+/** An assignment of a random-looking value, whatever the name: `X=gX69YO4CvBsVjzAwYxdGyDd30t5+9ez3`. */
+function highEntropyOk(name: string, value: string): boolean {
+  if (GENERIC_NAME_REJECT.test(name) || NOT_SECRET_NAME.test(name)) return false;
+  if (looksPlaceholder(value) || hasSequentialRun(value, 6)) return false;
+  if (!/[a-z]/.test(value) || !/[A-Z]/.test(value) || !/\d/.test(value)) return false;
+  if ((value.match(/[/.]/g) ?? []).length > 2) return false;
+  if (/^eyJ/.test(value)) return false;
+  // Words glued in CamelCase are identifiers, not keys: `SponsoredProductsRemoteSearch`.
+  if ((value.match(/[A-Z][a-z]{3,}/g) ?? []).length >= 3) return false;
+  return entropy(value) >= 4.3;
+}
+
+const TYPED: readonly SecretRule[] = [
+  {
+    type: 'aws-access-key',
+    re: /\b(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z0-9]{16}\b/g,
+    hints: ['AKIA', 'ASIA', 'ABIA', 'ACCA', 'A3T'],
+    validate: (v) => distinct(v.slice(4)) >= 7,
+  },
+  {
+    type: 'aws-secret-key',
+    re: /(?:aws|amazon)[\w.-]{0,20}?(?:secret|sk)[\w.-]{0,20}?["']?[ \t]{0,3}(?::=|=>|=|:)[ \t]{0,3}["']?([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])/dgi,
+    group: 1,
+    lowerHints: ['aws', 'amazon'],
+    minEntropy: 3.5,
+  },
+  {
+    type: 'aws-bedrock-key',
+    re: /\bABSK[A-Za-z0-9+/]{109,269}={0,2}(?![A-Za-z0-9+/=])/g,
+    hints: ['ABSK'],
+    minEntropy: 3.0,
+  },
+  { type: 'gcp-api-key', re: /\bAIza[0-9A-Za-z_-]{35}(?![0-9A-Za-z_-])/g, hints: ['AIza'], minEntropy: 3.0 },
+  {
+    type: 'azure-storage-key',
+    re: /\bAccountKey=([A-Za-z0-9+/]{86}==)/dg,
+    group: 1,
+    hints: ['AccountKey='],
+  },
+  { type: 'github-token', re: /\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})\b/g, hints: ['gh', 'github_pat_'], minEntropy: 3.0 },
+  {
+    type: 'gitlab-token',
+    re: /\bgl(?:pat|ptt|rt|dt|ft|oas|cbt|soat|imt|agent|ffct)-[A-Za-z0-9_-]{20,}(?:\.[A-Za-z0-9_-]{2,})?\b/g,
+    hints: ['gl'],
+    minEntropy: 3.0,
+  },
+  {
+    type: 'slack-token',
+    re: /\bxox[abposr]-\d{8,14}-\d{8,14}(?:-\d{8,14})?-[A-Za-z0-9]{24,34}\b|\bxoxe\.xox[bp]-\d-[A-Za-z0-9]{140,170}\b|\bxoxe-\d-[A-Za-z0-9]{140,170}\b|\bxox[os]-\d+-\d+-\d+-[a-fA-F\d]{20,}\b/g,
+    hints: ['xox'],
+    minEntropy: 3.0,
+  },
+  { type: 'slack-webhook', re: /(?:https?:\/\/)?hooks\.slack\.com\/(?:services|workflows|triggers)\/[A-Za-z0-9+/]{43,56}/g, hints: ['hooks.slack.com'] },
+  { type: 'stripe-key', re: /\b(?:sk|rk)_(?:live|test|prod)_[A-Za-z0-9]{20,247}\b|\bwhsec_[A-Za-z0-9]{32,}\b/g, hints: ['sk_', 'rk_', 'whsec_'], minEntropy: 3.0 },
+  {
+    type: 'openai-api-key',
+    re: /\bsk-(?:proj|svcacct|admin)-[A-Za-z0-9_-]{40,}|\bsk-[A-Za-z0-9]{20}T3BlbkFJ[A-Za-z0-9]{20}\b|\bsk-[A-Za-z0-9]{48}\b/g,
+    hints: ['sk-'],
+    minEntropy: 3.5,
+  },
+  { type: 'anthropic-api-key', re: /\bsk-ant-(?:api|admin|oat|ort)\d{2}-[A-Za-z0-9_-]{80,100}AA(?![A-Za-z0-9_-])/g, hints: ['sk-ant-'], minEntropy: 3.5 },
+  { type: 'huggingface-token', re: /\b(?:hf_|api_org_)[A-Za-z]{34}\b/g, hints: ['hf_', 'api_org_'], minEntropy: 3.5 },
+  { type: 'npm-token', re: /\bnpm_[A-Za-z0-9]{36}\b/g, hints: ['npm_'], minEntropy: 3.5 },
+  { type: 'pypi-token', re: /\bpypi-AgEIcHlwaS5vcmc[A-Za-z0-9_-]{50,}/g, hints: ['pypi-'] },
+  { type: 'sendgrid-api-key', re: /\bSG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}\b/g, hints: ['SG.'], minEntropy: 3.5 },
+  { type: 'twilio-api-key', re: /\bSK[0-9a-fA-F]{32}\b/g, hints: ['SK'], minEntropy: 3.2 },
+  { type: 'shopify-token', re: /\bshp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}\b/g, hints: ['shp'], minEntropy: 3.0 },
+  { type: 'digitalocean-token', re: /\bdo[por]_v1_[a-f0-9]{64}\b/g, hints: ['_v1_'], minEntropy: 3.0 },
+  { type: 'databricks-token', re: /\bdapi[a-f0-9]{32}(?:-\d)?\b/g, hints: ['dapi'], minEntropy: 3.0 },
+  { type: 'atlassian-api-token', re: /\bATATT3[A-Za-z0-9_=-]{150,}/g, hints: ['ATATT3'], minEntropy: 3.5 },
+  { type: 'linear-api-key', re: /\blin_api_[A-Za-z0-9]{40}\b/g, hints: ['lin_api_'], minEntropy: 3.5 },
+  { type: 'mailchimp-api-key', re: /\b[0-9a-f]{32}-us\d{1,2}\b/g, hints: ['-us'], minEntropy: 3.0 },
+  { type: 'onepassword-token', re: /\bops_eyJ[A-Za-z0-9+/]{250,}={0,3}/g, hints: ['ops_eyJ'], minEntropy: 4.0 },
+  { type: 'notion-token', re: /\bntn_\d{11}[A-Za-z0-9]{35}\b/g, hints: ['ntn_'], minEntropy: 3.5 },
+  { type: 'sourcegraph-token', re: /\bsgp_(?:[a-fA-F0-9]{16}_|local_)?[a-fA-F0-9]{40}\b/g, hints: ['sgp_'], minEntropy: 3.2 },
+  {
+    type: 'vault-token',
+    re: /\bhv[sb]\.[A-Za-z0-9_-]{90,}|\b[sb]\.[A-Za-z0-9]{24}\b/g,
+    hints: ['s.', 'b.'],
+    minEntropy: 3.5,
+    validate: (v) => v.startsWith('hv') || (/[a-z]/.test(v.slice(2)) && /[A-Z]/.test(v) && /\d/.test(v)),
+  },
+  { type: 'facebook-token', re: /\bEAA[MC][A-Za-z0-9]{100,}\b/g, hints: ['EAA'], minEntropy: 3.5 },
+  { type: 'octopus-deploy-key', re: /\bAPI-[A-Z0-9]{26}\b/g, hints: ['API-'], minEntropy: 3.5 },
+  { type: 'intra42-secret', re: /\bs-s4t2(?:ud|af)-[a-f0-9]{64}\b/g, hints: ['s-s4t2'] },
+  {
+    type: 'jwt',
+    re: /\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.(?:[A-Za-z0-9_-]{16,})?/g,
+    hints: ['eyJ'],
+    validate: (v) => !/^eyJ[A-Za-z0-9_-]*\.eyJ[A-Za-z0-9_-]*\.$/.test(v) || v.length > 40,
+  },
+  {
+    type: 'authorization-header',
+    re: /\b(?:proxy-)?authorization["']?[ \t]{0,3}[:=][ \t]{0,3}["']?[ \t]{0,3}(?:(?:bearer|basic|token|api-token|apikey|api-key|digest|dpop|negotiate|ntlm|sso-key|key)[ \t]{1,3})?([A-Za-z0-9._~+/=:-]{8,4096})/dgi,
+    group: 1,
+    lowerHints: ['authorization'],
+    validate: (v) => !looksPlaceholder(v) && entropy(v) >= 2.5,
+  },
+  {
+    type: 'basic-auth-password',
+    re: /\bcurl\b[^\n]{0,400}?\s(?:-u|--user)[ \t=]{0,3}["']?([^\s"':$]{1,128}):["']?([^\s"']{1,256})/dgi,
+    group: 2,
+    lowerHints: ['curl'],
+    validate: (v, m) => !looksPlaceholder(v) && !v.includes('${') && !v.includes('$(') && v !== m[1] && entropy(v) >= 2.0 && v.length >= 4,
+  },
+  {
+    type: 'connection-string-password',
+    re: /\b[a-zA-Z][a-zA-Z0-9+.-]{1,20}:\/\/([^\s:/@"'<>]{1,128}):([^\s@/"'<>]{1,256})@[A-Za-z0-9[.-]/dg,
+    group: 2,
+    hints: ['://'],
+    validate: (v) => !looksPlaceholder(v) && !/^(?:pass|pwd|password|passwd|secret|pw|p@ss|pass123)$/i.test(v) && v.length >= 3,
+  },
+];
+
+const GENERIC: SecretRule = {
+  type: 'generic-secret',
+  re: /(?<![A-Za-z0-9])([A-Za-z0-9_.-]{0,40}?(?:api[_.-]?key|apikey|secret[_.-]?key|secret|client[_.-]?secret|access[_.-]?key|access[_.-]?token|auth[_.-]?token|refresh[_.-]?token|id[_.-]?token|bearer[_.-]?token|session[_.-]?token|token|passwd|password|passphrase|pwd|pass|private[_.-]?key|credentials?|auth|api[_.-]?secret|signing[_.-]?key|encryption[_.-]?key|master[_.-]?key))["']?[ \t]{0,3}(?::=|=>|==?|:(?=[ \t"'`]))[ \t]{0,3}(?:!!binary[ \t]+)?["'`]?([^\s"'`,;<>]{6,256})/dgi,
+  group: 2,
+  lowerHints: ['key', 'secret', 'token', 'pass', 'pwd', 'auth', 'credential'],
+  validate: (v, m) => genericValueOk(m[1] ?? '', v),
+  severity: 'medium',
+};
+
+const HIGH_ENTROPY: SecretRule = {
+  type: 'high-entropy-secret',
+  re: /(?<![A-Za-z0-9_.-])([A-Za-z_][A-Za-z0-9_.-]{0,40})["']?[ \t]{0,3}(?::=|=>|=|:(?=[ \t"'`]))[ \t]{0,3}["'`]?([A-Za-z0-9+/_=~.-]{20,256})(?![A-Za-z0-9+/_=~.-])/dg,
+  group: 2,
+  hints: ['=', ':'],
+  // Not a URL query parameter (`?q=…`): those are handled by the keyword rule when named like secrets.
+  validate: (v, m) => !/[?&#/]/.test(m.input[m.index - 1] ?? '') && highEntropyOk(m[1] ?? '', v),
+  severity: 'medium',
+};
+
+const PRIVATE_KEY_BEGIN = /-----BEGIN[ A-Z0-9]{0,30}PRIVATE KEY(?: BLOCK)?-----/g;
+const END_MARK = /-----END[ A-Z0-9]{0,30}PRIVATE KEY(?: BLOCK)?-----/g;
+const MAX_KEY_BODY = 32 * 1024;
+
+function findPrivateKeys(text: string, out: SecretMatch[]): void {
+  if (!text.includes('PRIVATE KEY')) return;
+  PRIVATE_KEY_BEGIN.lastIndex = 0;
+  let m: RegExpExecArray | null;
+  let nextEnd = -1;
+  let nextEndLen = 0;
+  while ((m = PRIVATE_KEY_BEGIN.exec(text)) !== null) {
+    const bodyStart = m.index + m[0].length;
+    if (nextEnd < bodyStart) {
+      END_MARK.lastIndex = bodyStart;
+      const e = END_MARK.exec(text);
+      nextEnd = e === null ? Number.MAX_SAFE_INTEGER : e.index;
+      nextEndLen = e === null ? 0 : e[0].length;
+    }
+    let end: number;
+    let body: string;
+    if (nextEnd !== Number.MAX_SAFE_INTEGER && nextEnd - bodyStart <= MAX_KEY_BODY) {
+      body = text.slice(bodyStart, nextEnd);
+      end = nextEnd + nextEndLen;
+    } else {
+      // No end marker (cut output): take the base64 lines that follow.
+      const tail = /^(?:\s|\\n|\\r|[A-Za-z0-9+/=:,.-])*/.exec(text.slice(bodyStart, bodyStart + MAX_KEY_BODY));
+      body = tail?.[0] ?? '';
+      end = bodyStart + body.length;
+    }
+    const material = body.replace(/\\[nr]|\s/g, '').replace(/^(?:Proc-Type|DEK-Info|Comment|Version):[^\n]*/gm, '');
+    if (material.replace(/[^A-Za-z0-9+/]/g, '').length < 32 || entropy(material) < 3.0) continue;
+    out.push({ type: 'private-key', start: m.index, end, severity: 'high' });
+    PRIVATE_KEY_BEGIN.lastIndex = Math.max(PRIVATE_KEY_BEGIN.lastIndex, end);
+  }
+}
+
+function runRule(rule: SecretRule, text: string, lower: string, out: SecretMatch[]): void {
+  if (rule.hints !== undefined && !rule.hints.some((h) => text.includes(h))) return;
+  if (rule.lowerHints !== undefined && !rule.lowerHints.some((h) => lower.includes(h))) return;
+  rule.re.lastIndex = 0;
+  let m: RegExpExecArray | null;
+  while ((m = rule.re.exec(text)) !== null) {
+    if (m[0].length === 0) {
+      rule.re.lastIndex++;
+      continue;
+    }
+    const g = rule.group ?? 0;
+    const value = m[g];
+    const idx: readonly [number, number] | undefined = g === 0 ? [m.index, m.index + m[0].length] : m.indices?.[g];
+    if (value === undefined || idx === undefined) continue;
+    if (rule.minEntropy !== undefined && entropy(value) < rule.minEntropy) continue;
+    if (rule.validate !== undefined && !rule.validate(value, m)) continue;
+    out.push({ type: rule.type, start: idx[0], end: idx[1], severity: rule.severity ?? 'high' });
+  }
+}
+
+/** All secrets in `text`, non-overlapping, in order. Typed formats win over the generic rule. */
+export function findSecrets(text: string): SecretMatch[] {
+  const lower = text.toLowerCase();
+  const typed: SecretMatch[] = [];
+  findPrivateKeys(text, typed);
+  for (const rule of TYPED) runRule(rule, text, lower, typed);
+  const generic: SecretMatch[] = [];
+  runRule(GENERIC, text, lower, generic);
+  const entropic: SecretMatch[] = [];
+  runRule(HIGH_ENTROPY, text, lower, entropic);
+  const pick = (list: SecretMatch[], taken: SecretMatch[]): SecretMatch[] => {
+    list.sort((a, b) => a.start - b.start || b.end - a.end);
+    const kept: SecretMatch[] = [];
+    for (const s of list) {
+      if (taken.some((t) => s.start < t.end && t.start < s.end)) continue;
+      if (kept.length > 0 && s.start < kept[kept.length - 1]!.end) continue;
+      kept.push(s);
+    }
+    return kept;
+  };
+  const t = pick(typed, []);
+  const g = pick(generic, t);
+  const e = pick(entropic, [...t, ...g]);
+  return [...t, ...g, ...e].sort((a, b) => a.start - b.start);
+}
+
+/** A preview safe to print: a few leading characters and the length. */
+export function maskSecret(value: string): string {
+  const show = Math.min(4, Math.floor(value.length / 5));
+  return `${value.slice(0, show)}…(${value.length} chars)`;
+}
+
+export function placeholder(type: string): string {
+  return `[REDACTED:${type}]`;
+}
+
+export interface RedactResult {
+  text: string;
+  matches: SecretMatch[];
+  findings: Finding[];
+}
+
+/** Replace every secret with its typed placeholder, in one pass over the matches. */
+export function redactSecrets(text: string, matches: SecretMatch[] = findSecrets(text)): RedactResult {
+  if (matches.length === 0) return { text, matches, findings: [] };
+  let out = '';
+  let last = 0;
+  const findings: Finding[] = [];
+  for (const s of matches) {
+    out += text.slice(last, s.start) + placeholder(s.type);
+    last = s.end;
+    findings.push({
+      rule: `secret.${s.type}`,
+      kind: 'secret',
+      severity: s.severity,
+      message: `a ${s.type.replace(/-/g, ' ')} was found`,
+      evidence: maskSecret(text.slice(s.start, s.end)),
+      start: s.start,
+      end: s.end,
+    });
+  }
+  out += text.slice(last);
+  return { text: out, matches, findings };
+}
+
+/** Types the redactor knows, for documentation. */
+export const SECRET_TYPES: readonly string[] = ['private-key', ...TYPED.map((r) => r.type), GENERIC.type, HIGH_ENTROPY.type];
