@@ -316,6 +316,10 @@ export async function startDevAuthServer(options: DevAuthServerOptions): Promise
         if (key !== POLICY_HOOK) return;
         metadata[POLICY_HOOK] = undefined;
         if (staticClientIds.has(String(metadata.client_id))) return;
+        // A registered `scope` would cap the client at the scopes of its first challenge (the
+        // MCP SDK registers with those), and step-up would then fail with invalid_scope. The
+        // gates are the mount's scope list and the user's consent, so it is dropped.
+        delete metadata.scope;
         const grants = (metadata.grant_types as string[] | undefined) ?? [];
         const refused = grants.filter((g) => g !== 'authorization_code' && g !== 'refresh_token');
         if (refused.length > 0) {

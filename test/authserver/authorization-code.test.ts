@@ -133,6 +133,18 @@ describe('development authorization server: authorization code flow with the MCP
     await assert.rejects(verifyAccessToken(f.savedTokens!.access_token, rs.url('notes')), /aud/);
   });
 
+  test('step-up: re-authorizing with a wider scope gets it (consent for the missing scope only)', async () => {
+    const p = await sdkLogin('notes', 'notes:read');
+    assert.equal(decodeJwt(p.savedTokens!.access_token).scope, 'notes:read');
+    // A refresh cannot widen scopes (the SDK would refresh first): the client drops its tokens
+    // and runs the authorization again with the scope from WWW-Authenticate.
+    p.savedTokens = undefined;
+    await sdkLogin('notes', 'notes:read notes:write', p);
+    const claims = await verifyAccessToken(p.savedTokens!.access_token, rs.url('notes'));
+    assert.equal(claims.scope, 'notes:read notes:write');
+    assert.equal(p.authorizationUrls.at(-1)!.searchParams.get('scope'), 'notes:read notes:write');
+  });
+
   test('unknown resource is refused (invalid_target)', async () => {
     const clientId = await registerPublicClient();
     const { challenge } = pkce();
