@@ -169,7 +169,7 @@ const limits = z
       .number()
       .int()
       .positive()
-      .default(20_000)
+      .default(2_000)
       .describe('Largest number of subschemas that may apply to one value (after following $ref): bounds schemas built to blow up.'),
     unknownArguments: z
       .enum(['refuse', 'allow'])

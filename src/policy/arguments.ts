@@ -16,7 +16,7 @@ import { createHash } from 'node:crypto';
 import { Ajv, type Options, type ValidateFunction, type ErrorObject } from 'ajv';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { RE2JS } from 're2js';
-import { checkSchema, declaredProperties, jsonDepth } from './schema-guard.js';
+import { checkSchema, declaredProperties, forEachSubschema, jsonDepth } from './schema-guard.js';
 import type { ArgumentConstraint, ArgumentLimits } from './types.js';
 
 export type ArgumentCheck =
@@ -68,6 +68,37 @@ const AJV_OPTIONS: Options = {
   code: { regExp: re2Engine, optimize: 1 },
 };
 
+const UNIQUE_KEYWORD = 'x-bastion-unique-items';
+
+/** JSON with object keys sorted: equal JSON values (JSON Schema equality) give equal strings. */
+function canonical(v: unknown): string {
+  if (typeof v !== 'object' || v === null) return JSON.stringify(v) ?? 'null';
+  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
+  const keys = Object.keys(v).sort();
+  return `{${keys.map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`).join(',')}}`;
+}
+
+function uniqueItems(_schema: unknown, data: unknown): boolean {
+  if (!Array.isArray(data)) return true;
+  const seen = new Set<string>();
+  for (const item of data) {
+    const k = canonical(item);
+    if (seen.has(k)) return false;
+    seen.add(k);
+  }
+  return true;
+}
+
+function addKeywords(ajv: Ajv): Ajv {
+  ajv.addKeyword({
+    keyword: UNIQUE_KEYWORD,
+    schemaType: 'boolean',
+    errors: false,
+    validate: uniqueItems,
+  });
+  return ajv;
+}
+
 function clip(s: string, n = 200): string {
   // eslint-disable-next-line no-control-regex
   const clean = s.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, ' ');
@@ -97,6 +128,7 @@ function describeError(e: ErrorObject): { argument: string; rule: string; messag
     return { argument: clip(path), rule: e.keyword, message: `argument \`${clip(path)}\` is not allowed by the tool's input schema` };
   }
   const arg = path === '' ? '(arguments)' : clip(path);
+  if (e.keyword === UNIQUE_KEYWORD) return { argument: arg, rule: 'uniqueItems', message: `argument \`${arg}\` must not have duplicate items (rule: uniqueItems)` };
   return { argument: arg, rule: e.keyword, message: `argument \`${arg}\` ${clip(e.message ?? 'is invalid')} (rule: ${e.keyword})` };
 }
 
@@ -133,8 +165,8 @@ export class ArgumentValidator {
   }
 
   private engine(dialect: '2020' | '07'): Ajv {
-    if (dialect === '07') return (this.ajv07 ??= new Ajv(AJV_OPTIONS));
-    return (this.ajv2020 ??= new Ajv2020(AJV_OPTIONS));
+    if (dialect === '07') return (this.ajv07 ??= addKeywords(new Ajv(AJV_OPTIONS)));
+    return (this.ajv2020 ??= addKeywords(new Ajv2020(AJV_OPTIONS)) as Ajv2020);
   }
 
   private compile(schema: unknown, json: string, limits: Readonly<ArgumentLimits>): Compiled {
@@ -150,6 +182,16 @@ export class ArgumentValidator {
       // The meta-schema is chosen here; ajv is not asked to fetch or look one up.
       delete copy.$schema;
     }
+    // ajv checks uniqueItems by comparing every pair of items (quadratic): replaced by a
+    // keyword that hashes a canonical form of each item (linear).
+    forEachSubschema(copy, (n) => {
+      if (n.uniqueItems === true) {
+        delete n.uniqueItems;
+        n[UNIQUE_KEYWORD] = true;
+      } else if ('uniqueItems' in n) {
+        delete n.uniqueItems;
+      }
+    });
     const { names, patterns } = declaredProperties(copy);
     let compiledPatterns: RE2JS[];
     try {

@@ -157,7 +157,7 @@ export class MountPolicy {
       maxArgumentDepth: l?.maxArgumentDepth ?? 32,
       maxSchemaBytes: l?.maxSchemaBytes ?? 256 * 1024,
       maxSchemaDepth: l?.maxSchemaDepth ?? 48,
-      maxSchemaCost: l?.maxSchemaCost ?? 20_000,
+      maxSchemaCost: l?.maxSchemaCost ?? 2_000,
       unknownArguments: l?.unknownArguments ?? 'refuse',
     });
     const r = s?.rateLimit;

@@ -142,7 +142,9 @@ export function checkSchema(
       edges.set(n, e);
       for (const c of e.child) roots.push(c);
       onStack.add(n);
-      stack.push({ node: n, i: 0, sum: 1 });
+      // enum/const are compared value by value: they weigh on the cost like subschemas.
+      const weight = 1 + (Array.isArray(n.enum) ? n.enum.length : 0);
+      stack.push({ node: n, i: 0, sum: weight });
       return undefined;
     };
     const p0 = push(start);
@@ -208,4 +210,22 @@ export function declaredProperties(schema: Json): { names: Set<string>; patterns
     for (const k of SAME_MAP) if (isObj(n[k])) stack.push(...Object.values(n[k] as Record<string, Json>));
   }
   return { names, patterns };
+}
+
+/**
+ * Calls `fn` on every subschema object reachable from the root (through every applicator,
+ * `$defs`/`definitions` and local `$ref`), once each. Only for schemas checkSchema() accepted.
+ */
+export function forEachSubschema(root: Json, fn: (node: Record<string, Json>) => void): void {
+  const seen = new Set<object>();
+  const stack: Json[] = [root];
+  while (stack.length > 0) {
+    const n = stack.pop();
+    if (!isObj(n) || seen.has(n)) continue;
+    seen.add(n);
+    const e = edgesOf(n, root, n === root);
+    if ('rule' in e) continue;
+    stack.push(...e.same, ...e.child);
+    fn(n);
+  }
 }

@@ -64,6 +64,8 @@ export function argumentValidationStage(deps: ArgumentValidationStageDeps): Stag
         type: 'tool.call.denied',
         outcome: 'denied',
         ...auditBase(ctx),
+        method: 'tools/call',
+        error: res.kind === 'schema_unusable' ? 'ERR_BASTION_UPSTREAM_PROTOCOL' : 'ERR_BASTION_POLICY_INVALID_ARGUMENTS',
         reason,
         stage: ARGUMENT_VALIDATION_STAGE,
         policy: tool.args && Object.hasOwn(tool.args, res.argument) ? `servers.${ctx.mount.name}.tools.${name}.args` : 'inputSchema',

@@ -11,6 +11,7 @@
  * onUpstreamMessage filters tools/list, resources/list, resources/templates/list and prompts/list
  * results with the same decision (items refused only for scopes stay listed).
  */
+import type { BastionError } from '../../errors.js';
 import type { AuditLog } from '../../audit/types.js';
 import type { Config } from '../../config/schema.js';
 import type { MessageContext, RequestContext, Stage } from '../../pipeline/context.js';
@@ -75,23 +76,25 @@ export function policyStage(deps: PolicyStageDeps): Stage {
     });
   }
 
-  function refuse(ctx: RequestContext, action: PolicyAction, target: string, d: Decision | undefined, reason: string, policyId: string): void {
+  function refuse(ctx: RequestContext, action: PolicyAction, target: string, d: Decision | undefined, reason: string, policyId: string, error: string): void {
     const key = action === 'resources/read' ? 'uri' : action === 'tools/call' ? 'tool' : 'prompt';
     ctx.decisions.push({ stage: POLICY_STAGE, outcome: 'deny', reason, detail: { policy: policyId, [key]: target } });
     audit.emit({
       type: DENIED_EVENT[action],
       outcome: 'denied',
       ...auditBase(ctx),
+      method: (ctx.message as { method?: string } | undefined)?.method,
       reason,
       stage: POLICY_STAGE,
       policy: policyId,
+      error,
       [key]: target,
       ...(d?.missingScopes.length ? { missingScopes: [...d.missingScopes] } : {}),
       ...(d?.detail ? { detail: d.detail } : {}),
     });
   }
 
-  function enforce(ctx: RequestContext, action: PolicyAction, target: string, exists: boolean, notFound: (reason: string) => Error): void {
+  function enforce(ctx: RequestContext, action: PolicyAction, target: string, exists: boolean, notFound: (reason: string) => BastionError): void {
     const principal = principalOf(ctx);
     const params = paramsOf(ctx);
     const args = action === 'tools/call' && typeof params.arguments === 'object' && params.arguments !== null ? (params.arguments as Record<string, unknown>) : undefined;
@@ -101,16 +104,19 @@ export function policyStage(deps: PolicyStageDeps): Stage {
       arguments: action === 'tools/call' ? (args ?? {}) : undefined,
     });
     if (!exists) {
-      refuse(ctx, action, target, undefined, 'unknown', 'upstream-catalog');
-      throw notFound('unknown');
+      const err = notFound('unknown');
+      refuse(ctx, action, target, undefined, 'unknown', 'upstream-catalog', err.code);
+      throw err;
     }
     if (d.outcome === 'hide') {
-      refuse(ctx, action, target, d, d.reason, d.policy);
-      throw notFound(d.reason);
+      const err = notFound(d.reason);
+      refuse(ctx, action, target, d, d.reason, d.policy, err.code);
+      throw err;
     }
     if (d.outcome === 'step-up') {
-      refuse(ctx, action, target, d, 'insufficient_scope', d.policy);
-      throw stepUp(ctx, principal, d);
+      const err = stepUp(ctx, principal, d);
+      refuse(ctx, action, target, d, 'insufficient_scope', d.policy, err.code);
+      throw err;
     }
     ctx.decisions.push({ stage: POLICY_STAGE, outcome: 'allow', reason: d.reason, detail: { policy: d.policy } });
     const locals: PolicyLocals = { action, target, decision: d };

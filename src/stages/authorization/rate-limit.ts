@@ -111,16 +111,32 @@ export function rateLimitStage(deps: RateLimitStageDeps): Stage {
         if (r.allowed) continue;
         const seconds = Number.isFinite(r.retryAfterMs) ? Math.max(1, Math.ceil(r.retryAfterMs / 1000)) : 3600;
         ctx.decisions.push({ stage: RATE_LIMIT_STAGE, outcome: 'deny', reason: 'rate_limited', detail: { limit: c.limit } });
+        const base = auditBase(ctx);
         audit.emit({
           type: 'rate_limit.exceeded',
           outcome: 'denied',
-          ...auditBase(ctx),
+          ...base,
           reason: 'rate_limited',
           stage: RATE_LIMIT_STAGE,
           limit: c.limit,
           rate: c.spec.text,
-          retryAfterSeconds: seconds,
+          retryAfterMs: seconds * 1000,
         });
+        const msg = ctx.message;
+        const tool = paramsOf(ctx).name;
+        if (msg !== undefined && isRequest(msg) && msg.method === 'tools/call' && typeof tool === 'string') {
+          audit.emit({
+            type: 'tool.call.denied',
+            outcome: 'denied',
+            ...base,
+            method: 'tools/call',
+            tool,
+            reason: 'rate_limited',
+            stage: RATE_LIMIT_STAGE,
+            policy: c.limit,
+            error: 'ERR_BASTION_RATE_LIMITED',
+          });
+        }
         throw new BastionError('ERR_BASTION_RATE_LIMITED', `Rate limit exceeded (${c.limit}: ${c.spec.text}); retry after ${seconds} s`, {
           reason: 'rate_limited',
           headers: { 'Retry-After': String(seconds) },
