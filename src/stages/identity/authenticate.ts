@@ -72,6 +72,16 @@ function header(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v.join(', ') : v;
 }
 
+/** The method a refused request tried, for audit (from the headers only). */
+function attemptedMethod(ctx: RequestContext): string | undefined {
+  const a = header(ctx.http.headers['authorization']);
+  const scheme = a?.trim().split(' ')[0]?.toLowerCase();
+  const tls = ctx.http.peerCertificate ? 'mtls' : undefined;
+  const tok = scheme === 'bearer' ? 'bearer' : scheme === 'dpop' ? 'dpop' : undefined;
+  if (tls && tok) return `${tls}+${tok}`;
+  return tok ?? tls;
+}
+
 export function identityStage(deps: IdentityStageDeps): Stage {
   const { config, store, audit } = deps;
   const now = deps.now ?? Date.now;
@@ -228,16 +238,17 @@ export function identityStage(deps: IdentityStageDeps): Stage {
       } catch (e) {
         const reason = isBastionError(e) ? e.reason : 'internal_error';
         ctx.decisions.push({ stage: IDENTITY_STAGE, outcome: 'deny', reason });
+        const common = { requestId: ctx.requestId, sessionId: ctx.session?.id, mount: ctx.mount.name, clientIp: ctx.http.remoteAddress };
         audit.emit({
           type: 'auth.failed',
-          outcome: isBastionError(e) && e.status === 403 ? 'denied' : 'failure',
+          outcome: 'failure',
           reason,
-          requestId: ctx.requestId,
-          sessionId: ctx.session?.id,
-          mount: ctx.mount.name,
-          clientIp: ctx.http.remoteAddress,
+          ...common,
+          authMethod: attemptedMethod(ctx),
+          error: isBastionError(e) ? e.code : 'ERR_BASTION_INTERNAL',
           status: isBastionError(e) ? e.status : 500,
         });
+        if (reason === 'token_expired') audit.emit({ type: 'token.expired', outcome: 'failure', reason, ...common });
         throw e;
       }
       ctx.principal = p;
@@ -251,6 +262,7 @@ export function identityStage(deps: IdentityStageDeps): Stage {
           mount: ctx.mount.name,
           clientIp: ctx.http.remoteAddress,
           principal: { subject: p.subject, issuer: p.issuer, clientId: p.clientId, authMethod: p.authMethod, tokenId: p.tokenId },
+          authMethod: p.authMethod,
         });
       }
     },

@@ -450,3 +450,20 @@ test('legacy API keys: disabled by default; when enabled, hashed, constant-time,
     clock = saved;
   }
 });
+
+test('refusals are audited with a reason and never the token; expired tokens also emit token.expired', async () => {
+  const { config, stage, audit } = setup();
+  const expired = await iss.mint({ iat: nowS() - 7200, exp: nowS() - 3600 });
+  const forged = `${expired.split('.')[0]}.${expired.split('.')[1]}.AAAA`;
+  await refused(stage, makeCtx(config, { headers: bearer(expired) }), 401, INVALID, 'token_expired');
+  await refused(stage, makeCtx(config, { headers: bearer(forged) }), 401, INVALID);
+  await refused(stage, makeCtx(config, { query: `access_token=${expired}` }), 400, undefined, 'token_in_query');
+  const failed = audit.events.filter((e) => e.type === 'auth.failed');
+  assert.equal(failed.length, 3);
+  assert.deepEqual(failed.map((e) => e.reason), ['token_expired', 'bad_signature', 'token_in_query']);
+  assert.equal(failed[0]!['authMethod'], 'bearer');
+  assert.equal(failed[0]!['error'], 'ERR_BASTION_AUTH_INVALID_TOKEN');
+  assert.ok(audit.events.some((e) => e.type === 'token.expired'));
+  const dump = JSON.stringify(audit.events);
+  for (const part of expired.split('.')) assert.ok(!dump.includes(part), 'no token segment in audit records');
+});
