@@ -6,12 +6,18 @@
  */
 import { Command } from 'commander';
 import { register as registerToken } from './token.js';
+import { register as registerScanTools } from './scan-tools.js';
+import { register as registerPin } from './pin.js';
+import { register as registerManifest } from './manifest.js';
 
 type Register = (program: Command) => void;
 
 const COMMANDS: Register[] = [
   // commands register here, one line each
   registerToken,
+  registerScanTools,
+  registerPin,
+  registerManifest,
 ];
 
 export async function main(argv: string[]): Promise<void> {
