@@ -266,6 +266,13 @@ export async function startDevAuthServer(options: DevAuthServerOptions): Promise
 
   // Listen first (port 0 -> the real port), then build the provider with the final issuer.
   const mtls = Boolean(options.https?.ca);
+  const needsMtls = machineClients.filter((c) => c.auth.method === 'tls_client_auth').map((c) => c.clientId);
+  if (needsMtls.length > 0 && !mtls) {
+    throw new BastionError(
+      'ERR_BASTION_CONFIG_INVALID',
+      `client ${needsMtls.join(', ')} uses tls_client_auth, which needs the server behind TLS with client certificates: set https {cert, key, ca}`,
+    );
+  }
   let handler: (req: IncomingMessage, res: ServerResponse) => void = (_req, res) => {
     res.writeHead(503).end();
   };

@@ -260,6 +260,23 @@ describe('development authorization server: listen address and state folder', ()
     }
   });
 
+  test('a tls_client_auth client without https + ca is refused at start, saying what to set', async () => {
+    const tmp = await tempDir('bastion-as-tls-');
+    try {
+      await assert.rejects(
+        startDevAuthServer({
+          stateDir: tmp.dir,
+          resources: [{ resource: RESOURCE, scopes: ['a'] }],
+          users: [],
+          clients: [{ clientId: 'bot', auth: { method: 'tls_client_auth', subjectDn: 'CN=bot' } }],
+        }),
+        /bot uses tls_client_auth.*set https \{cert, key, ca\}/,
+      );
+    } finally {
+      await tmp.cleanup();
+    }
+  });
+
   test('keys are generated once, kept 0600 in a 0700 folder, and reused on restart', async () => {
     const tmp = await tempDir('bastion-as-state-');
     const stateDir = join(tmp.dir, 'authserver');
