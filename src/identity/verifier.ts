@@ -330,19 +330,42 @@ export function createTokenVerifier(auth: AuthConfig, options: TokenVerifierOpti
     throw new CredentialRejected('token_inactive', 'token is not active');
   }
 
+  function looksLikeJwt(token: string): boolean {
+    if (!JWT_SHAPE.test(token)) return false;
+    try {
+      decodeProtectedHeader(token);
+      return true;
+    } catch {
+      // Three dot-separated parts but not a JWT: an opaque token when introspection is configured.
+      return introspectors.length === 0;
+    }
+  }
+
+  async function verifyUncached(token: string, tokenHash: string): Promise<VerifiedToken> {
+    if (token.split('.').length === 5) throw new CredentialRejected('malformed', 'encrypted (JWE) access tokens are not supported');
+    if (looksLikeJwt(token)) {
+      const vt = await verifyJwt(token, tokenHash);
+      if (vt.expiresAt !== undefined) cache.set(tokenHash, vt, vt.expiresAt * 1000);
+      return vt;
+    }
+    return verifyOpaque(token, tokenHash);
+  }
+
+  // One verification in flight per token: a burst of requests with a new token costs one check.
+  const inflight = new Map<string, Promise<VerifiedToken>>();
+
   return {
     async verify(token, resource) {
       if (token.length > auth.maxTokenBytes) throw new CredentialRejected('token_too_large', 'token is larger than this resource accepts');
       const tokenHash = sha256b64url(token);
       const hit = cache.get(tokenHash);
       if (hit) return finish(token, hit, resource);
-      if (token.split('.').length === 5) throw new CredentialRejected('malformed', 'encrypted (JWE) access tokens are not supported');
-      if (JWT_SHAPE.test(token)) {
-        const vt = await verifyJwt(token, tokenHash);
-        if (vt.expiresAt !== undefined) cache.set(tokenHash, vt, vt.expiresAt * 1000);
-        return finish(token, vt, resource);
+      let p = inflight.get(tokenHash);
+      if (!p) {
+        p = verifyUncached(token, tokenHash).finally(() => inflight.delete(tokenHash));
+        inflight.set(tokenHash, p);
       }
-      return finish(token, await verifyOpaque(token, tokenHash), resource);
+      return finish(token, await p, resource);
     },
   };
 }

@@ -192,6 +192,11 @@ export function identityStage(deps: IdentityStageDeps): Stage {
       throw e;
     }
 
+    const cnf = vt.claims['cnf'];
+    if (cnf !== undefined && vt.jkt === undefined && vt.x5t === undefined) {
+      // RFC 7800: a confirmation method this resource cannot check must not be ignored.
+      throw invalidTokenError(m.target, 'unsupported_confirmation', 'token is bound to a key in a way this resource cannot check', scheme);
+    }
     if (scheme === 'Bearer' && vt.jkt !== undefined) {
       throw invalidTokenError(m.target, 'dpop_bound_token_as_bearer', 'this token is DPoP-bound: send it with the DPoP scheme and a proof', 'DPoP');
     }

@@ -99,7 +99,13 @@ test('no credentials: 401 with resource_metadata and scope, no error code', asyn
 test('malformed tokens and headers', async () => {
   const { config, stage } = setup();
   await refused(stage, makeCtx(config, { headers: bearer('not-a-jwt-and-not-introspectable') }), 401, /error="invalid_token"/, 'token_inactive');
-  await refused(stage, makeCtx(config, { headers: bearer('aaa.bbb.ccc') }), 401, INVALID, 'malformed');
+  // Three parts but not a JWT: with introspection configured it is asked about as an opaque token.
+  await refused(stage, makeCtx(config, { headers: bearer('aaa.bbb.ccc') }), 401, INVALID, 'token_inactive');
+  const jwtOnly = setup((c) => {
+    delete c.auth.issuers[0].introspection;
+  });
+  await refused(jwtOnly.stage, makeCtx(jwtOnly.config, { headers: bearer('aaa.bbb.ccc') }), 401, INVALID, 'malformed');
+  await refused(jwtOnly.stage, makeCtx(jwtOnly.config, { headers: bearer('opaque') }), 401, INVALID, 'malformed');
   await refused(stage, makeCtx(config, { headers: { authorization: 'Bearer' } }), 400, /error="invalid_request"/);
   await refused(stage, makeCtx(config, { headers: { authorization: 'Bearer a b' } }), 400, /error="invalid_request"/);
   await refused(stage, makeCtx(config, { headers: { authorization: 'Bearer tok"en' } }), 400, /error="invalid_request"/);
@@ -466,4 +472,18 @@ test('refusals are audited with a reason and never the token; expired tokens als
   assert.ok(audit.events.some((e) => e.type === 'token.expired'));
   const dump = JSON.stringify(audit.events);
   for (const part of expired.split('.')) assert.ok(!dump.includes(part), 'no token segment in audit records');
+});
+
+test('a token bound by a confirmation method the gateway cannot check is refused', async () => {
+  const { config, stage } = setup();
+  const t = await iss.mint({ cnf: { jwk: { kty: 'EC', crv: 'P-256', x: 'a', y: 'b' } }, iat: nowS(), exp: nowS() + 300 });
+  await refused(stage, makeCtx(config, { headers: bearer(t) }), 401, INVALID, 'unsupported_confirmation');
+});
+
+test('concurrent requests with a new token share one verification', async () => {
+  const { config, stage } = setup();
+  iss.introspection.set('opaque-burst', { active: true, aud: RESOURCE, sub: 'b', scope: 'mcp:read', exp: nowS() + 600 });
+  const before = iss.counts.introspect;
+  await Promise.all(Array.from({ length: 10 }, () => stage.onRequest!(makeCtx(config, { headers: bearer('opaque-burst') }))));
+  assert.equal(iss.counts.introspect - before, 1);
 });
