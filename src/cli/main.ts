@@ -9,6 +9,7 @@ import { register as registerToken } from './token.js';
 import { register as registerScanTools } from './scan-tools.js';
 import { register as registerPin } from './pin.js';
 import { register as registerManifest } from './manifest.js';
+import { register as registerAudit } from './audit.js';
 
 type Register = (program: Command) => void;
 
@@ -18,6 +19,7 @@ const COMMANDS: Register[] = [
   registerScanTools,
   registerPin,
   registerManifest,
+  registerAudit,
 ];
 
 export async function main(argv: string[]): Promise<void> {
