@@ -310,6 +310,10 @@ export function createTokenVerifier(auth: AuthConfig, options: TokenVerifierOpti
     const body = r.body as Record<string, unknown>;
     if (body['active'] !== true) return undefined;
     if (body['iss'] !== undefined && body['iss'] !== rt.cfg.issuer) return undefined;
+    // Some servers answer active for refresh tokens too: those are not access tokens.
+    if (typeof body['token_type'] === 'string' && /refresh/i.test(body['token_type'])) {
+      throw new CredentialRejected('wrong_token_type', 'token is not an access token');
+    }
     const t = now() / 1000;
     if (typeof body['nbf'] === 'number' && body['nbf'] > t + skew) throw new CredentialRejected('token_not_yet_valid', 'token is not valid yet');
     const vt = toVerified('opaque', rt, body, tokenHash);

@@ -99,6 +99,8 @@ test('introspection answer from another issuer is not accepted', async () => {
   const v = createTokenVerifier(cfg.auth, { env: { TEST_INTROSPECTION_SECRET: iss.clientSecret } });
   iss.introspection.set('opaque-foreign', { active: true, iss: 'https://other-as.example', aud: RESOURCE, sub: 'x', exp: Math.floor(Date.now() / 1000) + 60 });
   await rejects(v.verify('opaque-foreign', RESOURCE), 'token_inactive');
+  iss.introspection.set('opaque-refresh', { active: true, token_type: 'refresh_token', aud: RESOURCE, sub: 'x', exp: Math.floor(Date.now() / 1000) + 60 });
+  await rejects(v.verify('opaque-refresh', RESOURCE), 'wrong_token_type');
 });
 
 test('JWKS unreachable: 503-class refusal, not invalid_token', async () => {
