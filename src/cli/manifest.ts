@@ -1,5 +1,5 @@
 /**
- * `bastion manifest sign --key KEY.pem --server NAME --version V` and `bastion manifest verify`:
+ * `bastion manifest sign --key KEY.pem --server NAME --manifest-version V` and `bastion manifest verify`:
  * Ed25519-signed manifests of a server's definitions (see src/integrity/manifest.ts).
  *
  * sign: definitions from `--from FILE` (a tools/list result, ...) or, with `--config`, the pins
@@ -45,12 +45,12 @@ export function register(program: Command): void {
     .description('sign a manifest of a server\'s definitions')
     .requiredOption('--key <file>', 'Ed25519 private key (PKCS#8 PEM)')
     .requiredOption('--server <name>', 'server (mount) name the manifest is for')
-    .requiredOption('--version <version>', 'manifest version, dotted numbers (e.g. 1.4.0); must never go down')
+    .requiredOption('--manifest-version <version>', 'manifest version, dotted numbers (e.g. 1.4.0); must never go down')
     .option('--from <file>', 'definitions to sign (tools/list result, array of tools)')
     .option('--config <file>', 'sign the pins of --server from the lockfile beside this config instead')
     .option('--signer <id>', 'publisher id recorded in the manifest (default: the key\'s JWK thumbprint)')
     .option('--out <file>', 'where to write the JWS (default: NAME.manifest.jws; - for stdout)')
-    .action(async (opts: { key: string; server: string; version: string; from?: string; config?: string; signer?: string; out?: string }) => {
+    .action(async (opts: { key: string; server: string; manifestVersion: string; from?: string; config?: string; signer?: string; out?: string }) => {
       let definitions: ManifestEntry[];
       if (opts.from) definitions = await readDefs(opts.from);
       else if (opts.config) {
@@ -60,12 +60,12 @@ export function register(program: Command): void {
       if (definitions.length === 0) throw new Error(`no definitions to sign for server "${opts.server}"`);
       const key = privateKeyFromPem(await readFile(opts.key, 'utf8'));
       const kid = await calculateJwkThumbprint(await exportJWK(createPublicKey(key)));
-      const jws = await signManifest({ server: opts.server, version: opts.version, signer: opts.signer ?? kid, definitions }, key, kid);
+      const jws = await signManifest({ server: opts.server, version: opts.manifestVersion, signer: opts.signer ?? kid, definitions }, key, kid);
       const out = opts.out ?? `${opts.server}.manifest.jws`;
       if (out === '-') process.stdout.write(`${jws}\n`);
       else {
         await writeFile(out, `${jws}\n`);
-        process.stdout.write(`signed ${definitions.length} definition(s) of ${opts.server} version ${opts.version} → ${out}\n`);
+        process.stdout.write(`signed ${definitions.length} definition(s) of ${opts.server} version ${opts.manifestVersion} → ${out}\n`);
       }
     });
 
