@@ -7,16 +7,22 @@
 import { Command } from 'commander';
 import { register as registerToken } from './token.js';
 import { register as registerScanTools } from './scan-tools.js';
+import { register as registerScanText } from './scan-text.js';
 import { register as registerPin } from './pin.js';
 import { register as registerManifest } from './manifest.js';
+import { register as registerServe } from './serve.js';
+import { register as registerConfig } from './config.js';
 import { register as registerAudit } from './audit.js';
 
 type Register = (program: Command) => void;
 
 const COMMANDS: Register[] = [
   // commands register here, one line each
+  registerServe,
+  registerConfig,
   registerToken,
   registerScanTools,
+  registerScanText,
   registerPin,
   registerManifest,
   registerAudit,

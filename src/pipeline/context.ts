@@ -22,6 +22,8 @@ export interface HttpInfo {
   secure: boolean;
   /** Verified client certificate (mTLS), when one was presented and verified. */
   peerCertificate: PeerCertificate | undefined;
+  /** Read the request body; rejects with 413 past `limit` bytes. Only the body stage calls it. */
+  readBody(limit: number): Promise<Buffer>;
 }
 
 /** What the gateway knows about the upstream's definitions (filled from tools/list etc.). */

@@ -1,0 +1,453 @@
+/**
+ * The gateway: a node:http(s) listener that serves MCP Streamable HTTP natively at /mcp/NAME for
+ * every configured upstream, and the only file that knows the order of the stages.
+ *
+ * Request path:  transport → identity → authorization → application → upstream
+ * Response path: application → authorization → identity → transport (reverse phase order)
+ */
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import https from 'node:https';
+import type { TLSSocket } from 'node:tls';
+import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import { BastionError, toWire, type JsonRpcId } from './errors.js';
+import type { LoadedConfig } from './config/load.js';
+import type { Config, ServerConfig } from './config/schema.js';
+import { createLogger, type Logger } from './logger.js';
+import type { AuditEvent, AuditLog } from './audit/types.js';
+import type { StateStore } from './stores/types.js';
+import { MemoryStateStore } from './stores/memory.js';
+import { composePipeline, type Pipeline } from './pipeline/compose.js';
+import type { HttpInfo, MountRuntime, RequestContext, Stage } from './pipeline/context.js';
+import { isRequest, isResponse, type JsonRpcMessage } from './pipeline/messages.js';
+import { buildOriginPolicy, originStage } from './stages/transport/origin.js';
+import { httpShapeStage } from './stages/transport/http-shape.js';
+import { bodyStage } from './stages/transport/body.js';
+import { sessionStage } from './stages/identity/session.js';
+import { SessionRegistry } from './session/registry.js';
+import { MountHealth, Session } from './session/session.js';
+import { principalKey } from './identity/types.js';
+import { StdioUpstream } from './upstream/stdio.js';
+import { HttpUpstream } from './upstream/http.js';
+import type { UpstreamConnection, UpstreamHandlers } from './upstream/types.js';
+import { buildChildSpawn } from './upstream/child-process.js';
+import { createCredentials } from './upstream/credentials.js';
+
+/** Largest single message accepted from an upstream (a line on stdio, a body or SSE event on HTTP). */
+export const MAX_UPSTREAM_MESSAGE_BYTES = 16 * 1024 * 1024;
+
+export interface GatewayOptions {
+  logger?: Logger;
+  store?: StateStore;
+  audit?: AuditLog;
+  /**
+   * Builds the stages of the identity, authorization and application phases for the gateway.
+   * The transport stages and `identity.session` are always present and placed by this file.
+   */
+  stages?: (env: StageEnv) => Stage[] | Promise<Stage[]>;
+  /** HTTPS server options (TLS and mTLS); plain HTTP when absent. */
+  tls?: https.ServerOptions;
+  /** Extra response headers on every response (e.g. Strict-Transport-Security). */
+  responseHeaders?: Record<string, string>;
+  /** Extra routes (e.g. protected resource metadata, /metrics): return true when handled. */
+  routes?: (req: IncomingMessage, res: ServerResponse, path: string, env: StageEnv) => boolean | Promise<boolean>;
+}
+
+/** What stage factories get to build themselves. */
+export interface StageEnv {
+  config: Readonly<Config>;
+  loaded: LoadedConfig;
+  mounts: ReadonlyMap<string, MountRuntime>;
+  publicUrl: string;
+  store: StateStore;
+  audit: AuditLog;
+  logger: Logger;
+}
+
+export interface Gateway {
+  /** Base URL the gateway listens on (its publicUrl). */
+  readonly url: string;
+  readonly port: number;
+  readonly mounts: ReadonlyMap<string, MountRuntime>;
+  readonly sessions: SessionRegistry;
+  /** Stop accepting, let in-flight requests finish (up to the grace period), close upstreams. */
+  close(): Promise<void>;
+}
+
+/** An audit log that writes through the logger: used until a real one is configured. */
+function loggerAudit(logger: Logger): AuditLog {
+  return {
+    emit: (e: AuditEvent) => logger.info({ audit: e }, e.type),
+    flush: async () => {},
+    close: async () => {},
+  };
+}
+
+export function canonicalResource(publicUrl: string, name: string): string {
+  const u = new URL(publicUrl);
+  const base = `${u.protocol.toLowerCase()}//${u.host.toLowerCase()}${u.pathname.replace(/\/+$/, '')}`;
+  return `${base}/mcp/${name}`;
+}
+
+export async function startGateway(loaded: LoadedConfig, options: GatewayOptions = {}): Promise<Gateway> {
+  const { config } = loaded;
+  const logger = options.logger ?? createLogger(config.log.level);
+  const store = options.store ?? new MemoryStateStore();
+  const audit = options.audit ?? loggerAudit(logger);
+  const t = config.transport;
+
+  const wildcard = ['0.0.0.0', '::', ''].includes(config.listen.host);
+  if (wildcard && !config.publicUrl) {
+    throw new BastionError(
+      'ERR_BASTION_CONFIG_INVALID',
+      `Invalid configuration${loaded.file ? ` in ${loaded.file}` : ''}:\n  publicUrl: required when listen.host is ${config.listen.host || '(all interfaces)'} (the Host check needs the name clients use, e.g. https://mcp.example.com)`,
+    );
+  }
+
+  const registry = new SessionRegistry(t.maxSessions);
+  const health = new Map<string, MountHealth>();
+  const agents = new Map<string, http.Agent>();
+  let pipeline: Pipeline | undefined;
+  let mounts = new Map<string, MountRuntime>();
+  let env: StageEnv | undefined;
+  let shuttingDown = false;
+
+  const server = options.tls ? https.createServer(options.tls) : http.createServer();
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 66_000;
+  server.requestTimeout = 0; // SSE GET streams are long-lived; idle sessions are swept instead
+
+  const extraHeaders = options.responseHeaders ?? {};
+  const hasExtraHeaders = Object.keys(extraHeaders).length > 0;
+
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    if (hasExtraHeaders) for (const [k, v] of Object.entries(extraHeaders)) res.setHeader(k, v);
+    handle(req, res).catch((err: unknown) => {
+      logger.error({ err: String(err) }, 'unhandled error in request handler');
+      if (!res.headersSent) writeError(res, err, null);
+      else res.destroy();
+    });
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.listen.port, config.listen.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const addr = server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : config.listen.port;
+  const scheme = options.tls ? 'https' : 'http';
+  const hostForUrl = wildcard ? '127.0.0.1' : config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host;
+  const publicUrl = (config.publicUrl ?? `${scheme}://${hostForUrl}:${port}`).replace(/\/+$/, '');
+
+  for (const [name, sc] of Object.entries(config.servers)) {
+    mounts.set(name, Object.freeze({ name, config: sc, resource: canonicalResource(publicUrl, name) }));
+    health.set(name, new MountHealth(sc.stdio?.restart ?? { initialDelayMs: 200, maxDelayMs: 30_000 }));
+    if (sc.http) {
+      const AgentCtor = sc.http.url.startsWith('https:') ? https.Agent : http.Agent;
+      agents.set(name, new AgentCtor({ keepAlive: true, maxSockets: 256, maxFreeSockets: 64 }));
+    }
+  }
+  mounts = new Map(mounts);
+  env = { config, loaded, mounts, publicUrl, store, audit, logger };
+
+  try {
+    const originPolicy = buildOriginPolicy({
+      publicUrl,
+      listenHost: config.listen.host,
+      port,
+      allowedOrigins: t.allowedOrigins,
+      allowedHosts: t.allowedHosts,
+    });
+    const layered = options.stages ? await options.stages(env) : [];
+    pipeline = composePipeline([
+      originStage(originPolicy),
+      httpShapeStage({ maxBodyBytes: t.maxBodyBytes }),
+      bodyStage({ maxBodyBytes: t.maxBodyBytes }),
+      ...layered,
+      sessionStage(registry),
+    ]);
+  } catch (err) {
+    server.close();
+    throw err;
+  }
+
+  const sweeper = setInterval(() => {
+    const now = Date.now();
+    for (const s of registry.all()) {
+      s.sweep(now);
+      if (s.inFlight === 0 && now - s.lastSeen > t.sessionIdleTimeoutMs) void s.close('idle timeout');
+    }
+  }, 1000);
+  sweeper.unref();
+
+  function connectorFor(mount: MountRuntime): (h: UpstreamHandlers) => UpstreamConnection {
+    const sc: ServerConfig = mount.config;
+    if (sc.stdio) {
+      const spec = buildChildSpawn(sc.stdio, { gatewayEnv: process.env, baseDir: loaded.baseDir, server: mount.name });
+      for (const w of spec.warnings) logger.warn({ mount: mount.name }, w);
+      return (handlers) =>
+        new StdioUpstream({
+          spec,
+          handlers,
+          maxMessageBytes: MAX_UPSTREAM_MESSAGE_BYTES,
+          onStderr: (line) => logger.debug({ mount: mount.name, stderr: line }, 'upstream stderr'),
+        });
+    }
+    const h = sc.http!;
+    const agent = agents.get(mount.name)!;
+    const creds = createCredentials(h.credentials, { baseDir: loaded.baseDir, upstreamUrl: h.url, server: mount.name });
+    const credentials = h.credentials ? (o: { subjectToken?: string | undefined }) => creds.headers(o.subjectToken ? { subjectToken: o.subjectToken } : {}) : undefined;
+    return (handlers) =>
+      new HttpUpstream({
+        url: h.url,
+        handlers,
+        agent,
+        headers: h.headers,
+        credentials,
+        maxMessageBytes: MAX_UPSTREAM_MESSAGE_BYTES,
+        connectTimeoutMs: h.connectTimeoutMs,
+      });
+  }
+  const connectors = new Map<string, (h: UpstreamHandlers) => UpstreamConnection>();
+  for (const m of mounts.values()) connectors.set(m.name, connectorFor(m));
+
+  function writeError(res: ServerResponse, err: unknown, id: JsonRpcId, session?: string): void {
+    const wire = toWire(err, id);
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    const body = JSON.stringify(wire.body);
+    const headers: Record<string, string | number> = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...wire.headers };
+    if (session) headers['mcp-session-id'] = session;
+    res.writeHead(wire.status, headers);
+    res.end(body);
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q < 0 ? url : url.slice(0, q);
+
+    if (!path.startsWith('/mcp/')) {
+      if (path === '/healthz') return json(res, 200, { status: shuttingDown ? 'draining' : 'ok' });
+      if (path === '/readyz') {
+        const down = [...health].filter(([, h]) => !h.healthy).map(([n, h]) => ({ server: n, error: h.lastError }));
+        const ok = !shuttingDown && down.length === 0;
+        return json(res, ok ? 200 : 503, { status: ok ? 'ready' : 'not ready', sessions: registry.size, unhealthy: down });
+      }
+      if (options.routes && (await options.routes(req, res, path, env!))) return;
+      return json(res, 404, { error: 'not_found', message: 'No such endpoint. MCP servers are mounted at /mcp/NAME.' });
+    }
+    const mount = mounts.get(path.slice(5));
+    if (!mount) {
+      return writeError(res, new BastionError('ERR_BASTION_TRANSPORT_NOT_FOUND', `No MCP server is mounted at ${path.slice(0, 80)}`), null);
+    }
+    if (shuttingDown) {
+      return writeError(res, new BastionError('ERR_BASTION_TRANSPORT_SHUTTING_DOWN', 'The gateway is shutting down; retry on another instance', { headers: { 'retry-after': '1', connection: 'close' } }), null);
+    }
+    const ctx = newContext(req, mount, path, q < 0 ? '' : url.slice(q + 1));
+    let id: JsonRpcId = null;
+    try {
+      await pipeline!.runRequest(ctx);
+      const msg = ctx.message;
+      if (msg && isRequest(msg)) id = msg.id;
+      await dispatch(ctx, msg, req, res);
+    } catch (err) {
+      if (!id && ctx.message && isRequest(ctx.message)) id = ctx.message.id;
+      reject(ctx, err);
+      writeError(res, err, id, ctx.session?.id);
+    }
+  }
+
+  function reject(ctx: RequestContext, err: unknown): void {
+    const e = err instanceof BastionError ? err : undefined;
+    if (!e) logger.error({ err: String(err), mount: ctx.mount.name }, 'internal error while handling a request');
+    const msg = ctx.message;
+    const event: AuditEvent = {
+      type: 'request.rejected',
+      outcome: 'denied',
+      reason: e?.reason ?? 'internal',
+      code: e?.code ?? 'ERR_BASTION_INTERNAL',
+      requestId: ctx.requestId,
+      sessionId: ctx.session?.id,
+      mount: ctx.mount.name,
+      clientIp: ctx.http.remoteAddress,
+      method: msg && 'method' in msg ? msg.method : ctx.http.method,
+    };
+    if (ctx.principal) {
+      event.principal = {
+        subject: ctx.principal.subject,
+        issuer: ctx.principal.issuer,
+        clientId: ctx.principal.clientId,
+        authMethod: ctx.principal.authMethod,
+        tokenId: ctx.principal.tokenId,
+      };
+    }
+    audit.emit(event);
+  }
+
+  async function dispatch(ctx: RequestContext, msg: JsonRpcMessage | undefined, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const method = ctx.http.method;
+    if (method === 'GET') {
+      const s = ctx.session as Session;
+      const last = req.headers['last-event-id'];
+      s.attachGet(res, typeof last === 'string' ? last : undefined);
+      return;
+    }
+    if (method === 'DELETE') {
+      const s = ctx.session as Session;
+      await s.close('client ended the session');
+      res.writeHead(200, { 'content-length': 0 });
+      res.end();
+      return;
+    }
+    if (!msg) throw new BastionError('ERR_BASTION_TRANSPORT_INVALID_REQUEST', 'Invalid Request: empty body');
+    if (isRequest(msg)) {
+      if (msg.method === 'initialize') {
+        if (registry.size >= registry.max) {
+          throw new BastionError('ERR_BASTION_SESSION_LIMIT', 'Too many sessions on this gateway; retry later', { headers: { 'retry-after': '5' } });
+        }
+        const owner = ctx.principal && ctx.principal.authMethod !== 'none' ? principalKey(ctx.principal) : undefined;
+        const session = new Session({
+          id: SessionRegistry.newId(),
+          mount: ctx.mount,
+          principal: ctx.principal,
+          owner,
+          pipeline: pipeline!,
+          health: health.get(ctx.mount.name)!,
+          connect: connectors.get(ctx.mount.name)!,
+          audit,
+          logger,
+          eventBufferSize: t.eventBufferSize,
+          requestTimeoutMs: ctx.mount.config.requestTimeoutMs,
+          onEnd: (s, reason) => {
+            registry.remove(s);
+            audit.emit({ type: 'session.ended', outcome: 'info', reason, sessionId: s.id, mount: s.mount });
+          },
+        });
+        ctx.session = session;
+        try {
+          await session.initialize(ctx, msg, res);
+        } catch (err) {
+          void session.close('initialize failed');
+          throw err;
+        }
+        if (session.protocolVersion) {
+          registry.add(session);
+          audit.emit({
+            type: 'session.created',
+            outcome: 'success',
+            requestId: ctx.requestId,
+            sessionId: session.id,
+            mount: ctx.mount.name,
+            clientIp: ctx.http.remoteAddress,
+            protocolVersion: session.protocolVersion,
+          });
+        } else {
+          void session.close('initialize refused by upstream');
+        }
+        return;
+      }
+      await (ctx.session as Session).request(ctx, msg, res);
+      return;
+    }
+    const s = ctx.session as Session;
+    if (isResponse(msg)) await s.answer(ctx, msg);
+    else await s.notify(ctx, msg);
+    res.writeHead(202, { 'content-length': 0 });
+    res.end();
+  }
+
+  function newContext(req: IncomingMessage, mount: MountRuntime, path: string, query: string): RequestContext {
+    const sock = req.socket as TLSSocket;
+    const secure = sock.encrypted === true;
+    let peer: HttpInfo['peerCertificate'];
+    if (secure && sock.authorized) {
+      const c = sock.getPeerCertificate(false);
+      if (c && Object.keys(c).length > 0) peer = c;
+    }
+    const http: HttpInfo = {
+      method: req.method ?? 'GET',
+      path,
+      query,
+      headers: req.headers,
+      remoteAddress: req.socket.remoteAddress ?? '',
+      secure,
+      peerCertificate: peer,
+      readBody: (limit) => readBody(req, limit),
+    };
+    return {
+      requestId: randomUUID(),
+      startedAt: performance.now(),
+      mount,
+      http,
+      session: undefined,
+      message: undefined,
+      principal: undefined,
+      decisions: [],
+      timings: {},
+      locals: {},
+    };
+  }
+
+  async function close(): Promise<void> {
+    if (shuttingDown) return;
+    shuttingDown = true;
+    server.close();
+    server.closeIdleConnections();
+    const deadline = Date.now() + t.shutdownGraceMs;
+    while (registry.inFlight() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+    await Promise.all([...registry.all()].map((s) => s.close('gateway shutting down')));
+    clearInterval(sweeper);
+    server.closeAllConnections();
+    for (const a of agents.values()) a.destroy();
+    await audit.flush();
+  }
+
+  return {
+    url: publicUrl,
+    port,
+    mounts,
+    sessions: registry,
+    close,
+  };
+}
+
+function json(res: ServerResponse, status: number, body: unknown): void {
+  const s = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(s), 'cache-control': 'no-store' });
+  res.end(s);
+}
+
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let done = false;
+    req.on('data', (c: Buffer) => {
+      if (done) return;
+      size += c.length;
+      if (size > limit) {
+        done = true;
+        req.resume();
+        reject(new BastionError('ERR_BASTION_TRANSPORT_BODY_TOO_LARGE', `Payload Too Large: the body exceeds ${limit} bytes (transport.maxBodyBytes)`, { reason: 'body_too_large' }));
+        return;
+      }
+      chunks.push(c);
+    });
+    req.once('end', () => {
+      if (done) return;
+      done = true;
+      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
+    });
+    req.once('error', (err) => {
+      if (done) return;
+      done = true;
+      reject(new BastionError('ERR_BASTION_TRANSPORT_INVALID_REQUEST', 'The request body could not be read', { cause: err }));
+    });
+  });
+}
