@@ -42,7 +42,7 @@ function harness(m: MountRuntime, opts: { lock?: ReturnType<typeof memoryLockSou
     requestId: `r${++n}`,
     startedAt: 0,
     mount: m,
-    http: { method: 'POST', path: `/mcp/${m.name}`, query: '', headers: {}, remoteAddress: '127.0.0.1', secure: false, peerCertificate: undefined },
+    http: { method: 'POST', path: `/mcp/${m.name}`, query: '', headers: {}, remoteAddress: '127.0.0.1', secure: false, peerCertificate: undefined, readBody: async () => Buffer.alloc(0) },
     session,
     message: { jsonrpc: '2.0', id: n, method, params },
     principal: undefined,
