@@ -474,7 +474,19 @@ export async function startDevAuthServer(options: DevAuthServerOptions): Promise
     devClientId: DEV_CLI_CLIENT_ID,
   });
   const providerCallback = provider.callback();
+  // DNS rebinding: a web page whose name resolves to 127.0.0.1 would be same-origin with this
+  // server and, with auto-login, could run a whole flow. Only our own Host names are served.
+  const allowedHosts = new Set([new URL(issuer).host.toLowerCase(), `${urlHost}:${address.port}`.toLowerCase()]);
+  if (isLoopbackHost(address.address)) {
+    for (const name of ['localhost', '127.0.0.1', '[::1]']) allowedHosts.add(`${name}:${address.port}`);
+  }
   handler = (req, res) => {
+    const hostHeader = (req.headers.host ?? '').toLowerCase();
+    if (!allowedHosts.has(hostHeader)) {
+      res.writeHead(421, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' });
+      res.end(`this development authorization server answers only for ${[...allowedHosts].join(', ')}\n`);
+      return;
+    }
     const path = (req.url ?? '/').split('?')[0] ?? '/';
     if (path.startsWith('/interaction/')) {
       void interactions(req, res);

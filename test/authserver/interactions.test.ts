@@ -6,6 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
+import { request } from 'node:http';
 import { join } from 'node:path';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import { BastionError } from '../../src/errors.js';
@@ -256,6 +257,29 @@ describe('development authorization server: listen address and state folder', ()
         /auto-login user "mallory" is not one of the dev users/,
       );
     } finally {
+      await tmp.cleanup();
+    }
+  });
+
+  test('DNS rebinding: a request for another Host name is refused (421)', async () => {
+    const tmp = await tempDir('bastion-as-host-');
+    const as = await startDevAuthServer({ stateDir: tmp.dir, resources: [{ resource: RESOURCE, scopes: ['a'] }], users: [{ id: 'alice' }], autoLogin: 'alice' });
+    try {
+      const status = (host: string) =>
+        new Promise<number>((resolve, reject) => {
+          request({ host: '127.0.0.1', port: as.port, path: '/.well-known/oauth-authorization-server', headers: { host } }, (res) => {
+            res.resume();
+            resolve(res.statusCode ?? 0);
+          })
+            .on('error', reject)
+            .end();
+        });
+      assert.equal(await status(`evil.example:${as.port}`), 421);
+      assert.equal(await status('127.0.0.1'), 421, 'port must match');
+      assert.equal(await status(`127.0.0.1:${as.port}`), 200);
+      assert.equal(await status(`localhost:${as.port}`), 200);
+    } finally {
+      await as.close();
       await tmp.cleanup();
     }
   });
