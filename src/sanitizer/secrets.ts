@@ -355,7 +355,7 @@ export function redactSecrets(text: string, matches: SecretMatch[] = findSecrets
       rule: `secret.${s.type}`,
       kind: 'secret',
       severity: s.severity,
-      message: `a ${s.type.replace(/-/g, ' ')} was found`,
+      message: `secret found: ${s.type.replace(/-/g, ' ')}`,
       evidence: maskSecret(text.slice(s.start, s.end)),
       start: s.start,
       end: s.end,

@@ -25,7 +25,12 @@ interface Span {
 }
 
 function lineBounds(text: string, start: number, end: number): [number, number] {
-  const a = Math.max(text.lastIndexOf('\n', start - 1) + 1, text.lastIndexOf('\\n', start - 1) + 2, start - MAX_WIDEN, 0);
+  let a = 0;
+  if (start > 0) {
+    const nl = text.lastIndexOf('\n', start - 1);
+    const esc = start > 1 ? text.lastIndexOf('\\n', start - 2) : -1;
+    a = Math.max(nl === -1 ? 0 : nl + 1, esc === -1 ? 0 : esc + 2, start - MAX_WIDEN);
+  }
   let b = text.indexOf('\n', end);
   const b2 = text.indexOf('\\n', end);
   if (b === -1 || (b2 !== -1 && b2 < b)) b = b2;
@@ -95,7 +100,7 @@ export function sanitizeText(input: string, policy: SanitizePolicy): TextResult 
         rule: `secret.${s.type}`,
         kind: 'secret',
         severity: s.severity,
-        message: `a ${s.type.replace(/-/g, ' ')} was found`,
+        message: `secret found: ${s.type.replace(/-/g, ' ')}`,
         evidence: maskSecret(text.slice(s.start, s.end)),
         start: s.start,
         end: s.end,

@@ -1,0 +1,276 @@
+/**
+ * application.output-sanitizer: everything an upstream sends that a model may read goes through
+ * the sanitizer (src/sanitizer/) before the client sees it.
+ *
+ * Message kinds (MessageContext.method names the request a response answers):
+ * - `tools/call` results: text and embedded-resource content, resource links, `structuredContent`
+ *   (checked against the tool's `outputSchema` first, then sanitized);
+ * - `resources/read` contents, `prompts/get` description and messages;
+ * - JSON-RPC error responses (message and data) to any request;
+ * - `notifications/message` (logs: data and logger), `notifications/progress` (message);
+ * - server → client `sampling/createMessage` requests (messages and systemPrompt).
+ * Other messages pass untouched (definitions are the integrity stage's business).
+ *
+ * Order inside the stage: size cap (so scanning is bounded), output schema (on what the upstream
+ * sent), then hidden characters, injection and secrets per string. A blocked response or
+ * server request becomes ERR_BASTION_SANITIZER_BLOCKED / _OUTPUT_TOO_LARGE / _OUTPUT_SCHEMA (a
+ * JSON-RPC error saying what was withheld and why); a blocked notification is dropped. Every
+ * change or block is audited as `output.sanitized` with rule ids and counts, never the content.
+ */
+import { BastionError, type ErrorCode } from '../../errors.js';
+import type { AuditEvent, AuditLog } from '../../audit/types.js';
+import type { SanitizeGlobalConfig, SanitizeServerConfig } from '../../config/sanitize.js';
+import type { MessageContext, Stage } from '../../pipeline/context.js';
+import { isNotification, isRequest, isResponse, type JsonRpcMessage } from '../../pipeline/messages.js';
+import {
+  TextSink,
+  capPayload,
+  sanitizeJson,
+  sanitizePromptResult,
+  sanitizeResourceResult,
+  sanitizeSamplingParams,
+  sanitizeToolResult,
+} from '../../sanitizer/content.js';
+import { checkOutputSchema } from '../../sanitizer/output-schema.js';
+import { resolvePolicy } from '../../sanitizer/policy.js';
+import { SEVERITY_RANK, type Finding, type SanitizePolicy, type Severity } from '../../sanitizer/types.js';
+
+export const OUTPUT_SANITIZER_STAGE = 'application.output-sanitizer';
+
+export interface OutputSanitizerDeps {
+  audit: AuditLog;
+  /** The global `sanitize` section of the config (defaults apply when absent). */
+  sanitize?: SanitizeGlobalConfig;
+}
+
+type Kind = 'tool-result' | 'resource' | 'prompt' | 'error' | 'log' | 'progress' | 'sampling';
+
+const KIND_LABEL: Record<Kind, string> = {
+  'tool-result': 'tool result',
+  resource: 'resource contents',
+  prompt: 'prompt',
+  error: 'error message',
+  log: 'log message',
+  progress: 'progress message',
+  sampling: 'sampling request',
+};
+
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function kindOf(ctx: MessageContext, msg: JsonRpcMessage): Kind | undefined {
+  if (isResponse(msg)) {
+    if (msg.error !== undefined) return 'error';
+    switch (ctx.method) {
+      case 'tools/call':
+        return 'tool-result';
+      case 'resources/read':
+        return 'resource';
+      case 'prompts/get':
+        return 'prompt';
+      default:
+        return undefined;
+    }
+  }
+  if (isRequest(msg)) return msg.method === 'sampling/createMessage' ? 'sampling' : undefined;
+  if (isNotification(msg)) {
+    if (msg.method === 'notifications/message') return 'log';
+    if (msg.method === 'notifications/progress') return 'progress';
+  }
+  return undefined;
+}
+
+function toolNameOf(ctx: MessageContext): string | undefined {
+  const m = ctx.request?.message;
+  if (m === undefined || !('params' in m) || !isObj(m.params)) return undefined;
+  return typeof m.params.name === 'string' ? m.params.name : undefined;
+}
+
+interface Tally {
+  rule: string;
+  severity: Severity;
+  count: number;
+}
+
+function tally(findings: readonly Finding[]): Tally[] {
+  const m = new Map<string, Tally>();
+  for (const f of findings) {
+    const t = m.get(f.rule);
+    const n = f.count ?? 1;
+    if (t === undefined) m.set(f.rule, { rule: f.rule, severity: f.severity, count: n });
+    else {
+      t.count += n;
+      if (SEVERITY_RANK[f.severity] > SEVERITY_RANK[t.severity]) t.severity = f.severity;
+    }
+  }
+  return [...m.values()].sort((a, b) => SEVERITY_RANK[b.severity] - SEVERITY_RANK[a.severity] || a.rule.localeCompare(b.rule));
+}
+
+function actionOf(policy: SanitizePolicy, findings: readonly Finding[], truncated: boolean): string {
+  const acted = findings.filter((f) => f.kind === 'injection' && SEVERITY_RANK[f.severity] >= SEVERITY_RANK[policy.injectionMinSeverity]);
+  if (acted.length > 0 && policy.injection === 'annotate') return 'annotated';
+  if (acted.length > 0 && policy.injection === 'redact') return 'redacted';
+  if (findings.some((f) => f.kind === 'secret') && policy.secrets === 'redact') return 'redacted';
+  if (findings.some((f) => f.kind === 'hidden')) return 'stripped';
+  if (truncated) return 'truncated';
+  return 'reported';
+}
+
+export function outputSanitizerStage(deps: OutputSanitizerDeps): Stage {
+  const emit = (ctx: MessageContext, kind: Kind, tool: string | undefined, fields: Partial<AuditEvent> & { outcome: AuditEvent['outcome'] }): void => {
+    const p = ctx.principal;
+    deps.audit.emit({
+      type: 'output.sanitized',
+      mount: ctx.mount.name,
+      sessionId: ctx.session.id,
+      ...(ctx.request !== undefined ? { requestId: ctx.request.requestId } : {}),
+      ...(p !== undefined ? { principal: { subject: p.subject, issuer: p.issuer, clientId: p.clientId, authMethod: p.authMethod, tokenId: p.tokenId } } : {}),
+      method: ctx.method,
+      kind,
+      ...(tool !== undefined ? { tool } : {}),
+      ...fields,
+    });
+  };
+
+  const refuse = (
+    ctx: MessageContext,
+    kind: Kind,
+    tool: string | undefined,
+    code: ErrorCode,
+    why: string,
+    rules: Tally[],
+    action: string,
+  ): BastionError => {
+    const what = tool !== undefined ? `The result of tool '${tool}'` : `The ${KIND_LABEL[kind]}`;
+    const ruleText = rules.length > 0 ? ` (rules: ${rules.map((r) => r.rule).join(', ')})` : '';
+    const err = new BastionError(
+      code,
+      `${what} was withheld by the gateway's output sanitizer: ${why}${ruleText}. The server operator can review the upstream output or change servers.${ctx.mount.name}.sanitize.`,
+      { data: { withheld: true, reason: why, rules: rules.map((r) => ({ rule: r.rule, severity: r.severity, count: r.count })) }, reason: action },
+    );
+    emit(ctx, kind, tool, { outcome: 'denied', reason: err.reason, action: 'blocked', rules: rules.map((r) => r.rule), findings: rules });
+    return err;
+  };
+
+  const run = async (ctx: MessageContext, msg: JsonRpcMessage, kind: Kind): Promise<JsonRpcMessage | null> => {
+    const tool = kind === 'tool-result' ? toolNameOf(ctx) : undefined;
+    const policy = resolvePolicy(deps.sanitize, ctx.mount.config.sanitize as SanitizeServerConfig | undefined, tool);
+    const out = structuredClone(msg) as JsonRpcMessage & { result?: Obj; error?: Obj; params?: Obj };
+    const blocked = (code: ErrorCode, why: string, rules: Tally[], action: string): null => {
+      if (kind === 'log' || kind === 'progress') {
+        emit(ctx, kind, tool, { outcome: 'denied', reason: action, action: 'blocked', rules: rules.map((r) => r.rule), findings: rules });
+        return null;
+      }
+      throw refuse(ctx, kind, tool, code, why, rules, action);
+    };
+
+    // 1. Size cap: before scanning, so the scan is bounded.
+    let truncatedBytes = 0;
+    const capped = kind === 'error' ? out.error : kind === 'sampling' || kind === 'log' || kind === 'progress' ? out.params : out.result;
+    if (isObj(capped)) {
+      const size = Buffer.byteLength(JSON.stringify(capped), 'utf8');
+      if (size > policy.maxOutputBytes) {
+        if (policy.oversize === 'block') {
+          return blocked('ERR_BASTION_SANITIZER_OUTPUT_TOO_LARGE', `it is ${size} bytes, over the limit of ${policy.maxOutputBytes}`, [], 'output_too_large');
+        }
+        const r = capPayload(capped, policy.maxOutputBytes);
+        if (!r.ok) {
+          return blocked('ERR_BASTION_SANITIZER_OUTPUT_TOO_LARGE', `it is ${r.size} bytes, over the limit of ${policy.maxOutputBytes}, and cutting its text is not enough`, [], 'output_too_large');
+        }
+        truncatedBytes = r.truncatedBytes;
+      }
+    }
+
+    // 2. structuredContent against the tool's outputSchema (what the upstream sent).
+    const findings: Finding[] = [];
+    if (kind === 'tool-result' && policy.outputSchema !== 'off' && tool !== undefined && isObj(out.result)) {
+      let schema: Obj | undefined;
+      let lookupFailed = false;
+      try {
+        const def = (await ctx.session.upstreamTools()).get(tool);
+        schema = isObj(def?.outputSchema) ? def.outputSchema : undefined;
+      } catch {
+        lookupFailed = true;
+      }
+      const check = lookupFailed
+        ? out.result.structuredContent !== undefined
+          ? ({ ok: false, reason: 'schema_unusable', message: "the tool's definition could not be loaded to check structuredContent" } as const)
+          : ({ ok: true } as const)
+        : checkOutputSchema(schema, out.result);
+      if (!check.ok) {
+        const f: Finding = { rule: `schema.${check.reason}`, kind: 'schema', severity: 'medium', message: check.message, evidence: check.message };
+        if (policy.outputSchema === 'enforce') {
+          return blocked('ERR_BASTION_SANITIZER_OUTPUT_SCHEMA', `structuredContent does not conform to the tool's outputSchema: ${check.message}`, tally([f]), 'output_schema');
+        }
+        findings.push(f);
+      }
+    }
+
+    // 3. Strings: hidden characters, injection, secrets.
+    const sink = new TextSink(policy);
+    switch (kind) {
+      case 'tool-result':
+        if (isObj(out.result)) sanitizeToolResult(out.result, sink);
+        break;
+      case 'resource':
+        if (isObj(out.result)) sanitizeResourceResult(out.result, sink);
+        break;
+      case 'prompt':
+        if (isObj(out.result)) sanitizePromptResult(out.result, sink);
+        break;
+      case 'error':
+        if (isObj(out.error)) {
+          if (typeof out.error.message === 'string') out.error.message = sink.text(out.error.message);
+          if (out.error.data !== undefined) out.error.data = sanitizeJson(out.error.data, sink);
+        }
+        break;
+      case 'sampling':
+        if (isObj(out.params)) sanitizeSamplingParams(out.params, sink);
+        break;
+      case 'log':
+        if (isObj(out.params)) {
+          if (typeof out.params.logger === 'string') out.params.logger = sink.text(out.params.logger);
+          if (out.params.data !== undefined) out.params.data = sanitizeJson(out.params.data, sink);
+        }
+        break;
+      case 'progress':
+        if (isObj(out.params) && typeof out.params.message === 'string') out.params.message = sink.text(out.params.message);
+        break;
+    }
+    findings.push(...sink.findings);
+    const rules = tally(findings);
+
+    if (sink.block) {
+      const why = findings.some((f) => f.kind === 'injection' && policy.injection === 'block' && SEVERITY_RANK[f.severity] >= SEVERITY_RANK[policy.injectionMinSeverity])
+        ? 'it contains text that looks like instructions to the model (prompt injection)'
+        : 'it contains secrets';
+      const blockedRules = rules.filter((r) => !r.rule.startsWith('hidden.') || r.severity === 'high');
+      return blocked('ERR_BASTION_SANITIZER_BLOCKED', why, blockedRules, why.includes('secrets') ? 'secret' : 'prompt_injection');
+    }
+    if (findings.length === 0 && truncatedBytes === 0) return msg;
+    emit(ctx, kind, tool, {
+      outcome: 'info',
+      action: actionOf(policy, findings, truncatedBytes > 0),
+      rules: rules.map((r) => r.rule),
+      findings: rules,
+      counts: {
+        injection: findings.filter((f) => f.kind === 'injection').length,
+        secret: findings.filter((f) => f.kind === 'secret').length,
+        hidden: findings.filter((f) => f.kind === 'hidden').reduce((n, f) => n + (f.count ?? 1), 0),
+        schema: findings.filter((f) => f.kind === 'schema').length,
+      },
+      ...(truncatedBytes > 0 ? { truncatedBytes } : {}),
+    });
+    return sink.changed || truncatedBytes > 0 ? out : msg;
+  };
+
+  return {
+    name: OUTPUT_SANITIZER_STAGE,
+    phase: 'application',
+    onUpstreamMessage(ctx, msg) {
+      const kind = kindOf(ctx, msg);
+      if (kind === undefined) return msg;
+      return run(ctx, msg, kind);
+    },
+  };
+}
