@@ -57,6 +57,7 @@ function sameSecret(a: string, b: string): boolean {
 }
 
 const MAX_FORM_BYTES = 8 * 1024;
+const IDENTITY_SCOPES = new Set(['openid', 'offline_access', 'profile', 'email']);
 
 async function readForm(req: IncomingMessage): Promise<URLSearchParams> {
   const type = String(req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
@@ -98,8 +99,10 @@ function requestedByResource(details: InteractionDetails): Map<string, string[]>
   const out = new Map<string, string[]>();
   const missing = (details.prompt.details.missingResourceScopes ?? {}) as Record<string, string[]>;
   for (const [resource, scopes] of Object.entries(missing)) out.set(resource, [...scopes]);
-  const oidc = (details.prompt.details.missingOIDCScope ?? []) as string[];
-  if (oidc.length > 0) out.set('(your identity)', [...oidc]);
+  // oidc-provider also lists the mount scopes here (they are in its `scopes` list so that
+  // registration accepts them); only the identity ones are shown as such.
+  const oidc = ((details.prompt.details.missingOIDCScope ?? []) as string[]).filter((sc) => IDENTITY_SCOPES.has(sc));
+  if (oidc.length > 0) out.set('(your identity)', oidc);
   return out;
 }
 

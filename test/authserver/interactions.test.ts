@@ -163,6 +163,7 @@ describe('development authorization server: login and consent pages', () => {
     assert.match(consentHtml, /127\.0\.0\.1:9/, 'names the redirect host');
     assert.match(consentHtml, /notes:read/);
     assert.match(consentHtml, /notes:write/);
+    assert.ok(!consentHtml.includes('(your identity)'), 'mount scopes are not shown as identity scopes');
     assert.match(consentHtml, new RegExp(escape(RESOURCE).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
     const consentCsrf = csrfOf(consentHtml);
     const confirm = new URL(`${consentUrl.pathname}/confirm`, as.issuer);
