@@ -13,7 +13,7 @@ import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK, type JWT
 import { parseConfig } from '../../src/config/load.js';
 import type { Config, ConfigInput } from '../../src/config/schema.js';
 import { canonicalResource } from '../../src/identity/resource.js';
-import type { RequestContext } from '../../src/pipeline/context.js';
+import type { HttpInfo, RequestContext } from '../../src/pipeline/context.js';
 import type { AuditEvent, AuditLog } from '../../src/audit/types.js';
 
 export const PUBLIC_URL = 'https://gw.example.com';
@@ -203,7 +203,8 @@ export function makeCtx(config: Config, opts: CtxOptions = {}): RequestContext {
       remoteAddress: '127.0.0.1',
       secure: opts.secure ?? true,
       peerCertificate: opts.peerCertificate,
-    },
+      readBody: async () => Buffer.alloc(0),
+    } as HttpInfo,
     session: undefined,
     message: undefined,
     principal: undefined,

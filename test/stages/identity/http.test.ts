@@ -19,7 +19,7 @@ import { certificateThumbprint } from '../../../src/identity/certificate.js';
 import { createTlsManager, verifiedClientCertificate, type TlsManager } from '../../../src/tls/manager.js';
 import { MemoryStateStore } from '../../../src/stores/memory.js';
 import type { Config } from '../../../src/config/schema.js';
-import type { RequestContext } from '../../../src/pipeline/context.js';
+import type { HttpInfo, RequestContext } from '../../../src/pipeline/context.js';
 import { makeConfig, makeKey, memoryAudit, startIssuer, type TestIssuer } from '../../identity/fixtures.js';
 import { makePki, type TestPki } from '../../tls/certs.js';
 
@@ -62,7 +62,8 @@ before(async () => {
           remoteAddress: req.socket.remoteAddress ?? '',
           secure: true,
           peerCertificate: verifiedClientCertificate(req.socket as TLSSocket),
-        },
+          readBody: async () => Buffer.alloc(0),
+        } as HttpInfo,
         session: undefined,
         message: undefined,
         principal: undefined,
