@@ -11,6 +11,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { FIXTURE_TOOLS, startConformanceHttp, type FixtureHttp } from '../fixtures/conformance-server.js';
 import { formatSummary, runConformance, type ScenarioResult } from '../../scripts/conformance.js';
+import { compileFixture } from '../fixtures/compile-fixture.js';
 
 const FIXTURE_ENTRY = new URL('../fixtures/conformance-server.ts', import.meta.url).pathname;
 const SERVER_MODULE = new URL('../../src/server.ts', import.meta.url).pathname;
@@ -44,7 +45,7 @@ test('the fixture passes the whole conformance suite directly (SDK Streamable HT
 test('the fixture serves the same tools over stdio', async () => {
   const client = new Client({ name: 'fixture-stdio-test', version: '0' });
   await client.connect(
-    new StdioClientTransport({ command: process.execPath, args: ['--import', 'tsx', FIXTURE_ENTRY, '--stdio'], env: { PATH: process.env.PATH ?? '' } }),
+    new StdioClientTransport({ command: process.execPath, args: [compileFixture(FIXTURE_ENTRY), '--stdio'], env: { PATH: process.env.PATH ?? '' } }),
   );
   try {
     const { tools } = await client.listTools();
@@ -58,14 +59,60 @@ test('the fixture serves the same tools over stdio', async () => {
   }
 });
 
-// Through the gateway: runs once the gateway core (src/server.ts, createGateway) exists.
-const gatewayMissing = existsSync(SERVER_MODULE) ? false : 'the gateway core (src/server.ts exporting createGateway) is not in the tree yet';
+// Through the gateway: runs once the gateway core (src/server.ts) exists.
+const gatewayMissing = existsSync(SERVER_MODULE) ? false : 'the gateway core (src/server.ts) is not in the tree yet';
 
-test('through the gateway, fixture as stdio upstream: same scenarios pass as directly', { skip: gatewayMissing }, async () => {
-  assert.ok(direct.length > 0, 'the direct run must come first');
+interface GatewayHandle {
+  url: string;
+  close(): Promise<void>;
+}
+
+/** The gateway with the fixture mounted twice: as a stdio child and as an HTTP upstream. */
+async function startGatewayWithFixture(): Promise<GatewayHandle> {
+  const { startGateway } = (await import(SERVER_MODULE)) as {
+    startGateway: (loaded: unknown, options?: unknown) => Promise<GatewayHandle>;
+  };
+  const { parseConfig } = await import('../../src/config/load.js');
+  const open = { defaultTool: 'allow', defaultResource: 'allow', defaultPrompt: 'allow' };
+  const loaded = parseConfig({
+    listen: { host: '127.0.0.1', port: 0 },
+    log: { level: 'silent' },
+    servers: {
+      stdio: { stdio: { command: process.execPath, args: [compileFixture(FIXTURE_ENTRY), '--stdio'] }, ...open },
+      http: { http: { url: fixture.url }, ...open },
+    },
+  });
+  return startGateway(loaded);
+}
+
+let gateway: GatewayHandle | undefined;
+after(async () => {
+  await gateway?.close();
 });
 
-test('through the gateway, fixture as HTTP upstream: same scenarios pass as directly', { skip: gatewayMissing }, async () => {
-  assert.ok(direct.length > 0, 'the direct run must come first');
-  assert.ok(passing(direct).length > 0);
+/** Both mounts are run concurrently (the suite mostly waits on timers), each compared with the direct run. */
+let gatewayRuns: Promise<Record<'stdio' | 'http', Awaited<ReturnType<typeof runConformance>>>> | undefined;
+
+async function throughGateway(mount: 'stdio' | 'http'): Promise<void> {
+  assert.ok(direct.length === SCENARIO_COUNT, 'the direct run must come first');
+  gatewayRuns ??= (async () => {
+    gateway = await startGatewayWithFixture();
+    const url = gateway.url;
+    const [stdio, http] = await Promise.all([
+      runConformance({ url: `${url}/mcp/stdio`, suite: 'all', timeoutMs: 150_000 }),
+      runConformance({ url: `${url}/mcp/http`, suite: 'all', timeoutMs: 150_000 }),
+    ]);
+    return { stdio, http };
+  })();
+  const run = (await gatewayRuns)[mount];
+  assert.equal(run.results.length, SCENARIO_COUNT, run.output.slice(-2000));
+  assert.deepEqual(passing(run.results), passing(direct), `through the gateway (${mount} upstream):\n${formatSummary(run.results)}`);
+}
+
+test('through the gateway, fixture as stdio upstream: the same scenarios pass as directly', { skip: gatewayMissing }, async () => {
+  await throughGateway('stdio');
+});
+
+test('through the gateway, fixture as HTTP upstream: the same scenarios pass as directly', { skip: gatewayMissing }, async () => {
+  await throughGateway('http');
 });
