@@ -46,10 +46,17 @@ function v6ToBig(input: string): bigint | undefined {
   return n;
 }
 
+let lastAddr: string | undefined;
+let lastValue: bigint | undefined;
+
 /** The address as a 128-bit number, or undefined when it is not an IP address. */
 export function ipToBigInt(addr: string): bigint | undefined {
-  if (isIPv4(addr)) return v4ToBig(addr);
-  return v6ToBig(addr);
+  // One-entry memo: a list filter or a request decides many rules for the same address.
+  if (addr === lastAddr) return lastValue;
+  const v = isIPv4(addr) ? v4ToBig(addr) : v6ToBig(addr);
+  lastAddr = addr;
+  lastValue = v;
+  return v;
 }
 
 export class CidrSet {
