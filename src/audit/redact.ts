@@ -63,8 +63,11 @@ const SECRET_PATTERNS: ReadonlyArray<readonly [RegExp, string]> = [
   [/\b([a-z][a-z0-9+.-]*:\/\/[^\s/:@]+:)[^\s/@]+@/gi, `$1${REDACTED}@`],
 ];
 
+/** One pass over the string decides whether any pattern can match (most strings are clean). */
+const ANY_SECRET = new RegExp(SECRET_PATTERNS.map(([re]) => `(?:${re.source})`).join('|'), 'i');
+
 function scrubString(s: string): string {
-  if (s.length < 8) return s;
+  if (s.length < 8 || !ANY_SECRET.test(s)) return s;
   let out = s;
   for (const [re, replacement] of SECRET_PATTERNS) {
     re.lastIndex = 0;
