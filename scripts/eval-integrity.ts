@@ -224,18 +224,32 @@ console.log(`\nPoisoning scanner on ${CORPORA}`);
 console.log(`${samples.length} definitions scanned in ${elapsed.toFixed(0)} ms (${((1000 * samples.length) / elapsed).toFixed(0)}/s)\n`);
 console.log(lines.join('\n'));
 
-// Per rule: attacks and benign where the rule fired (any severity), on the report part.
-console.log('\nPer rule (REPORT part; a rule "fires" when it has a finding on the sample):');
-const rh = `${'rule'.padEnd(26)} ${'severity'.padEnd(9)} ${'attacks hit'.padStart(11)} ${'benign hit'.padStart(10)}`;
-console.log(rh);
-console.log('-'.repeat(rh.length));
-const rep = results.filter((x) => x.part === 'report');
-const nAtt = rep.filter((x) => x.s.label === 'attack').length;
-const nBen = rep.filter((x) => x.s.label === 'benign').length;
-for (const id of Object.keys(RULES)) {
-  const a = rep.filter((x) => x.s.label === 'attack' && x.r.findings.some((f) => f.rule === id)).length;
-  const b = rep.filter((x) => x.s.label === 'benign' && x.r.findings.some((f) => f.rule === id)).length;
-  console.log(`${id.padEnd(26)} ${RULES[id]!.severity.padEnd(9)} ${`${a}/${nAtt}`.padStart(11)} ${`${b}/${nBen}`.padStart(10)}`);
+// Per rule and corpus, REPORT part: on how many samples the rule has a finding (any severity).
+{
+  const rep = results.filter((x) => x.part === 'report');
+  const cols = corpora.map((c) => ({ c, att: rep.filter((x) => x.s.corpus === c && x.s.label === 'attack'), ben: rep.filter((x) => x.s.corpus === c && x.s.label === 'benign') }));
+  console.log('\nPer rule × corpus (REPORT part): attacks hit / attacks, benign hit / benign');
+  const head = `${'rule'.padEnd(26)} ${'sev'.padEnd(8)} ${cols.map((c) => c.c.padStart(17)).join(' ')}`;
+  console.log(head);
+  console.log('-'.repeat(head.length));
+  for (const id of Object.keys(RULES)) {
+    const cells = cols.map(({ att, ben }) => {
+      const a = att.filter((x) => x.r.findings.some((f) => f.rule === id)).length;
+      const b = ben.filter((x) => x.r.findings.some((f) => f.rule === id)).length;
+      const parts: string[] = [];
+      if (att.length > 0) parts.push(`${a}/${att.length}a`);
+      if (ben.length > 0) parts.push(`${b}/${ben.length}b`);
+      return parts.join(' ').padStart(17);
+    });
+    console.log(`${id.padEnd(26)} ${RULES[id]!.severity.padEnd(8)} ${cells.join(' ')}`);
+  }
+}
+
+// Without any cross-server context, text rules alone (the MSB name-only attacks cannot be seen).
+{
+  const msbAtt = results.filter((x) => x.s.corpus === 'msb' && x.s.label === 'attack' && x.part === 'report');
+  const textOnly = msbAtt.filter((x) => scanDefinition('tool', x.s.tool, { server: x.s.server }).verdict === 'block').length;
+  console.log(`\nMSB attacks (REPORT part) caught by text rules alone, no other server known: ${textOnly}/${msbAtt.length} (${pct(textOnly, msbAtt.length).trim()}); the rest need the cross-server name checks.`);
 }
 
 // Benign collections all mounted together (harsher cross-server context).

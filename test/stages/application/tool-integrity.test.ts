@@ -242,3 +242,18 @@ test('a call to an unknown tool is left to later stages; malformed list entries 
   await h.call('nope');
   assert.deepEqual(await h.list([{ description: 'no name' } as unknown as ToolDefinition, add]), ['add']);
 });
+
+test('fail closed: when the state store is down, the list response fails instead of passing unchecked definitions', async () => {
+  const m = mount('files');
+  const store = new MemoryStateStore();
+  const down = Object.assign(Object.create(store) as MemoryStateStore, {
+    keys: async () => {
+      throw new BastionError('ERR_BASTION_STATE_UNAVAILABLE', 'state store unavailable');
+    },
+  });
+  const stage = toolIntegrityStage({ store: down, audit: { emit: () => undefined, flush: async () => undefined, close: async () => undefined }, lock: memoryLockSource() });
+  const session: SessionView = { id: 's', mount: 'files', owner: undefined, protocolVersion: undefined, createdAt: 0, upstreamTools: async () => new Map([['echo', echo]]) };
+  const ctx: MessageContext = { mount: m, session, principal: undefined, request: undefined, method: 'tools/list' };
+  await assert.rejects(Promise.resolve(stage.onUpstreamMessage!(ctx, { jsonrpc: '2.0', id: 1, result: { tools: [echo] } })), /state store unavailable/);
+  await store.close();
+});
