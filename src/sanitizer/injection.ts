@@ -62,6 +62,7 @@ const RULES: readonly Rule[] = [
     re: new RegExp(
       String.raw`(?:ignore|disregard|forget|override|bypass|drop|abandon|skip)\s+(?:(?:all|any|each|every|the|your|my|of|these|those|its|their)\s+){0,3}(?:(?:previous|prior|preceding|above|earlier|former|original|initial|old|existing|system|safety|developer|current)\s+){1,2}(?:i\w{0,2}nstruct\w{0,6}|directions?|prompts?|rules?|guidelines?|commands?|guidance|context|orders?|tasks?|directives?|constraints?|polic(?:y|ies)|messages?|conversation)\b` +
         String.raw`|\b(?:ignore|disregard|forget)\s+(?:(?:all|any|your|the)\s+){1,2}i\w{0,2}nstructions?\b(?!\s+(?:on|in|for|of|at)\b)` +
+        String.raw`|\b(?:ignore|disregard|forget)\s+(?:all\s+(?:of\s+)?)?the\s+above(?=\s+(?:instructions|and)\b|\s*[.,;!]|\s*$)` +
         String.raw`|\b(?:ignore|disregard|forget)\s+(?:everything|all)\s+(?:(?:written|said|stated)\s+)?(?:above|before|prior|you\s+(?:were|have\s+been)\s+told)`,
       'gi',
     ),
@@ -166,7 +167,7 @@ const RULES: readonly Rule[] = [
     severity: 'high',
     message: 'poses as the user or declares the user\'s task finished',
     hints: ['user', 'task'],
-    re: /\bI\s+am\s+(?:the|your)\s+(?:user|owner|operator|developer|administrator|admin)\b(?!\s+(?:of|who|that|guide|manual|interface|experience|account|name|id)\b)|\b(?:the\s+)?(?:previous|prior|original|current|above|user'?s?)\s+task\s+(?:has\s+(?:already\s+)?been|is\s+(?:already\s+)?|was\s+(?:already\s+)?)(?:completed|done|finished|cancell?ed|solved|resolved)\b/gi,
+    re: /\bI\s+am\s+(?:the|your)\s+(?:user|owner|operator|developer|administrator|admin)\b(?!\s+(?:of|who|that|guide|manual|interface|experience|account|name|id)\b)|\b(?:the\s+)?(?:previous|prior|original|current|above|user'?s?)\s+task\s+(?:has\s+(?:already\s+)?been\s+|is\s+(?:already\s+)?|was\s+(?:already\s+)?)(?:completed|done|finished|cancell?ed|solved|resolved)\b/gi,
   },
   {
     id: 'injection.todo-directive',

@@ -1,0 +1,42 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { checkOutputSchema } from '../../src/sanitizer/output-schema.js';
+
+const schema = { type: 'object', properties: { temp: { type: 'number' }, city: { type: 'string' } }, required: ['temp'] };
+
+test('conforming structuredContent passes', () => {
+  assert.deepEqual(checkOutputSchema(schema, { content: [], structuredContent: { temp: 21, city: 'Bern' } }), { ok: true });
+});
+
+test('non-conforming structuredContent fails with a message naming the place', () => {
+  const r = checkOutputSchema(schema, { content: [], structuredContent: { temp: 'hot' } });
+  assert.equal(r.ok, false);
+  assert.ok(!r.ok && r.reason === 'invalid' && r.message.includes('structuredContent.temp'));
+});
+
+test('a declared schema with no structuredContent fails (MCP: MUST provide it)', () => {
+  const r = checkOutputSchema(schema, { content: [{ type: 'text', text: '21' }] });
+  assert.ok(!r.ok && r.reason === 'missing');
+});
+
+test('no schema, or an error result, is not checked', () => {
+  assert.deepEqual(checkOutputSchema(undefined, { structuredContent: 1 }), { ok: true });
+  assert.deepEqual(checkOutputSchema(schema, { isError: true, content: [] }), { ok: true });
+});
+
+test('draft-07 schemas by $schema', () => {
+  const s = { $schema: 'http://json-schema.org/draft-07/schema#', type: 'object', properties: { a: { type: 'integer' } }, required: ['a'] };
+  assert.deepEqual(checkOutputSchema(s, { structuredContent: { a: 1 } }), { ok: true });
+  assert.equal(checkOutputSchema(s, { structuredContent: { a: 1.5 } }).ok, false);
+});
+
+test('an uncompilable schema fails closed', () => {
+  const r = checkOutputSchema({ type: 'object', properties: { a: { type: 'no-such-type' } } }, { structuredContent: { a: 1 } });
+  assert.ok(!r.ok && r.reason === 'schema_unusable');
+});
+
+test('a hostile pattern cannot backtrack catastrophically (RE2)', { timeout: 30_000 }, () => {
+  const s = { type: 'object', properties: { a: { type: 'string', pattern: '^(a+)+$' } } };
+  const r = checkOutputSchema(s, { structuredContent: { a: 'a'.repeat(50_000) + '!' } });
+  assert.equal(r.ok, false);
+});
