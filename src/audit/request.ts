@@ -1,0 +1,63 @@
+/**
+ * Build audit events from a request context, so every emitter fills the common fields the same
+ * way. Arguments go in raw: the audit log scrubs secrets and summarizes large values off the
+ * request path.
+ */
+import { performance } from 'node:perf_hooks';
+import type { RequestContext } from '../pipeline/context.js';
+import type { AuditEvent, AuditOutcome } from './types.js';
+
+/** Common fields: requestId, sessionId, mount, clientIp, principal (never the token). */
+export function requestAuditBase(ctx: RequestContext): Pick<AuditEvent, 'requestId' | 'sessionId' | 'mount' | 'clientIp' | 'principal'> {
+  const base: Pick<AuditEvent, 'requestId' | 'sessionId' | 'mount' | 'clientIp' | 'principal'> = {
+    requestId: ctx.requestId,
+    sessionId: ctx.session?.id,
+    mount: ctx.mount.name,
+    clientIp: ctx.http.remoteAddress,
+  };
+  const p = ctx.principal;
+  if (p) base.principal = { subject: p.subject, issuer: p.issuer, clientId: p.clientId, authMethod: p.authMethod, tokenId: p.tokenId };
+  return base;
+}
+
+/** Per-stage milliseconds from ctx.timings plus `total` since arrival. */
+export function requestDurations(ctx: RequestContext, now = performance.now()): Record<string, number> {
+  const d: Record<string, number> = {};
+  for (const k in ctx.timings) d[k] = Math.round(ctx.timings[k]! * 1000) / 1000;
+  d.total = Math.round((now - ctx.startedAt) * 1000) / 1000;
+  return d;
+}
+
+export interface ToolCallOutcome {
+  /** `completed` when the upstream answered (ok or tool error); `denied` when a stage refused. */
+  kind: 'completed' | 'denied';
+  outcome: AuditOutcome;
+  /** `ok`, `tool_error`, `upstream_error`, `timeout` (completed). */
+  status?: string;
+  reason?: string;
+  /** Error code sent, when any. */
+  error?: string;
+  /** Refusing stage and policy (denied). */
+  stage?: string;
+  policy?: string;
+}
+
+/** `tool.call.completed` / `tool.call.denied` for a tools/call request. */
+export function toolCallEvent(ctx: RequestContext, o: ToolCallOutcome): AuditEvent {
+  const msg = ctx.message as { method?: string; params?: { name?: unknown; arguments?: unknown } } | undefined;
+  const e: AuditEvent = {
+    type: o.kind === 'completed' ? 'tool.call.completed' : 'tool.call.denied',
+    outcome: o.outcome,
+    ...requestAuditBase(ctx),
+    method: msg?.method ?? 'tools/call',
+    tool: typeof msg?.params?.name === 'string' ? msg.params.name : undefined,
+    args: msg?.params?.arguments,
+    durations: requestDurations(ctx),
+  };
+  if (o.status !== undefined) e.status = o.status;
+  if (o.reason !== undefined) e.reason = o.reason;
+  if (o.error !== undefined) e.error = o.error;
+  if (o.stage !== undefined) e.stage = o.stage;
+  if (o.policy !== undefined) e.policy = o.policy;
+  return e;
+}
