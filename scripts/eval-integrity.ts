@@ -25,7 +25,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { indexKnown, scanDefinition, RULES } from '../src/integrity/scan.js';
+import { indexKnown, scanDefinition, scanTools, RULES } from '../src/integrity/scan.js';
 import { definitionHash } from '../src/integrity/canonical.js';
 import type { KnownTool, ScanResult } from '../src/integrity/types.js';
 
@@ -272,6 +272,21 @@ console.log(lines.join('\n'));
   }
   // Versions of the same server (filesystem and filesystem@2025-05-29) are not independent servers.
   console.log(`\nAll benign collections mounted together (${n} tools; harsher, includes two GitHub and two Sentry servers): FPR(block) ${pct(blocked, n)} ${JSON.stringify(Object.fromEntries(why))}`);
+}
+
+// Throughput of one scanTools call (what `bastion scan tools` does): all benign tools, all of
+// them known as another server's tools (the worst case for the cross-server checks).
+{
+  const tools = servers.flatMap((s) => s.tools);
+  const known = servers.flatMap((s) => asKnown(`other:${s.base}`, s.tools));
+  scanTools(tools, { known, server: 'x' }); // warm-up
+  const t = performance.now();
+  scanTools(tools, { known, server: 'x' });
+  const ms = performance.now() - t;
+  const t2 = performance.now();
+  scanTools(tools, { server: 'x' });
+  const ms2 = performance.now() - t2;
+  console.log(`Throughput (one call, warm): ${tools.length} tools against ${known.length} known tools in ${ms.toFixed(0)} ms (${((1000 * tools.length) / ms).toFixed(0)} tools/s); text rules only ${ms2.toFixed(0)} ms (${((1000 * tools.length) / ms2).toFixed(0)} tools/s).`);
 }
 
 // Pins notice every legitimate change of the benign-changes corpus.

@@ -225,6 +225,7 @@ const TEXT_RULES: TextRule[] = [
       /\b(?:after|before)\s+(?:using|calling|running|executing|invoking)\s+(?:the\s+)?[`'"]?[\w.-]+[`'"]?\s+tool\b[^.\n]{0,120}\b(?:run|call|use|execute|invoke)\s+this\b/i,
       /\bbefore\s+(?:you\s+)?(?:execute|executing|run|running|perform|performing|do|doing)\s+(?:any\s+|the\s+)?[\w-]+\s+operation/i,
       /\b(?:for|to|on|with)\s+(?:all|any|every)\s+(?:other\s+)?tool\s+calls?\b/i,
+      /\b(?:before|prior\s+to|after)\s+(?:calling|using|invoking|running|executing)\s+(?:any|every|all|each)\s+(?:of\s+the\s+)?(?:other\s+)?tools?\b/i,
       /\b(?:side[ -]effects?|affects?|changes?)\s+(?:on|to)\s+(?:the\s+)?(?:behaviou?r\s+of\s+)?(?:all\s+|any\s+|other\s+)+tools?\b/i,
     ],
   },
@@ -270,6 +271,7 @@ const TEXT_RULES: TextRule[] = [
     id: 'exfiltration',
     patterns: [
       /\b(?:send|sends|post|posts|upload|uploads|forward|forwards|transmit|exfiltrate|report|submit|copy|leak|mail|email|bcc|cc)\b[^.\n]{0,100}?\b(?:to|at)\s+(?:the\s+)?(?:address\s+|url\s+|endpoint\s+|server\s+)?(?:https?:\/\/(?!(?:[\w-]+\.)*example\.(?:com|org|net)\b)[^\s)'"`]+|[\w.+-]+@(?!(?:[\w-]+\.)*example\.(?:com|org|net)\b)[\w-]+(?:\.[\w-]+)+)/i,
+      /\b(?:must|should|always|also|additionally|secretly|silently|quietly)\s+(?:[\w'-]+\s+){0,3}?(?:be\s+)?(?:sent|posted|uploaded|forwarded|copied|transmitted|reported|mailed|emailed|logged)\s+to\s+(?:https?:\/\/(?!(?:[\w-]+\.)*example\.(?:com|org|net)\b)[^\s)'"`]+|[\w.+-]+@(?!(?:[\w-]+\.)*example\.(?:com|org|net)\b)[\w-]+(?:\.[\w-]+)+)/i,
       /!\[[^\]]*\]\(\s*https?:\/\/[^)\s]*(?:\{|\$|%s|<)[^)]*\)/i,
       /\b(?:append|add|include|encode|embed)\s+(?:the\s+)?(?:[\w'-]+\s+){0,4}(?:to|in|into)\s+(?:the\s+)?(?:url|query\s+string|image\s+(?:url|link)|markdown\s+image|link)\b[^.\n]{0,40}\b(?:and|then)\s+(?:render|display|show|open|fetch|visit)/i,
       /\b(?:curl|wget|fetch)\s+[^.\n]{0,40}https?:\/\/[^\s]+[^.\n]{0,40}(?:\$\(|`|--data|-d\s)/i,
@@ -285,6 +287,8 @@ const TEXT_RULES: TextRule[] = [
       /\b(?:the\s+)?(?:llm|ai|language)\s+model\s+(?:that|which)\s+(?:calls|invokes|is\s+calling|uses)\s+this\s+tool\b/i,
       /\b(?:your|the\s+assistant'?s|the\s+model'?s|the\s+agent'?s)\s+(?:full\s+|complete\s+|entire\s+)?(?:system\s+prompt|instructions|conversation\s+history|chat\s+history|previous\s+messages|context\s+window)\b/i,
       /\b(?:names?|list)\s+of\s+(?:all\s+)?(?:the\s+)?(?:other\s+)?tools\s+(?:you|that\s+you|available\s+to\s+you)\s+(?:can\s+use|have|are\s+able)/i,
+      /\b(?:the|your|this)\s+(?:full\s+|entire\s+|whole\s+|complete\s+)?(?:conversation|chat|dialog(?:ue)?|transcript)\s+(?:so\s+far|up\s+to\s+now|with\s+(?:you|the\s+user))\b/i,
+      /\b(?:append|include|pass|send|add|attach|put|copy|forward)\s+(?:all\s+|the\s+|every\s+)*(?:previous|prior|earlier|preceding)\s+(?:messages|turns|prompts|instructions|user\s+messages)\b/i,
     ],
   },
 ];
@@ -425,9 +429,11 @@ const CONFUSABLES: Record<string, string> = {
   α: 'a', ο: 'o', ρ: 'p', ν: 'v', τ: 't', ι: 'i', κ: 'k', υ: 'u', χ: 'x', ε: 'e',
 };
 
+const RE_ASCII = /^[\x20-\x7e]*$/;
+
 export function foldName(name: string): string {
-  let s = name.normalize('NFKC');
-  s = [...s].map((c) => CONFUSABLES[c] ?? c).join('');
+  let s = name;
+  if (!RE_ASCII.test(s)) s = [...s.normalize('NFKC')].map((c) => CONFUSABLES[c] ?? c).join('');
   // camelCase → snake, separators unified, case folded.
   s = s.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toLowerCase().replace(/[\s._\-/:]+/g, '_').replace(/^_+|_+$/g, '');
   return s;
