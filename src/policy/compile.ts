@@ -199,7 +199,14 @@ export class MountPolicy {
       }
     }
     this.prefixLengths = [...lengths].sort((a, b) => a - b);
+    const scopes = new Set<string>();
+    for (const r of [...this.tools.values(), ...this.prompts.values(), ...this.resourcesExact.values()]) for (const sc of r.scopes) scopes.add(sc);
+    for (const m of this.resourcePrefixes.values()) for (const r of m.values()) for (const sc of r.scopes) scopes.add(sc);
+    this.scopes = Object.freeze([...scopes].sort());
   }
+
+  /** Every scope this mount's rules name (for `scopes_supported` in the resource metadata). */
+  readonly scopes: readonly string[];
 
   /** The tool's rate limit, argument constraints and unknown-argument mode (undefined when not listed). */
   tool(name: string): { rate: ToolRate | undefined; args: Readonly<Record<string, ArgumentConstraint>> | undefined; unknownArguments: 'refuse' | 'allow' } {

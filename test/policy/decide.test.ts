@@ -200,3 +200,8 @@ test('config refuses bad rates, CIDRs, scopes, auth methods and non-RE2 patterns
   ];
   for (const [name, server] of bad) assert.throws(() => config({ m: server }), /Invalid configuration/, name);
 });
+
+test('the scopes a mount names are listed (for scopes_supported)', () => {
+  const p = compilePolicy(config({ notes: { ...notes, prompts: { x: { scopes: ['p:1'] } }, resources: { 'a://*': { scopes: ['r:1'] } } } })).forMount('notes');
+  assert.deepEqual(p.scopes, ['notes:admin', 'notes:read', 'notes:write', 'p:1', 'r:1']);
+});
