@@ -37,6 +37,9 @@ import { SEVERITY_RANK, type Finding, type SanitizePolicy, type Severity } from 
 
 export const OUTPUT_SANITIZER_STAGE = 'application.output-sanitizer';
 
+/** Text kept past the cap for scanning, so a secret across the final cut is seen whole. */
+const SCAN_MARGIN_BYTES = 64 * 1024;
+
 export interface OutputSanitizerDeps {
   audit: AuditLog;
   /** The global `sanitize` section of the config (defaults apply when absent). */
@@ -164,20 +167,23 @@ export function outputSanitizerStage(deps: OutputSanitizerDeps): Stage {
       throw refuse(ctx, kind, tool, code, why, rules, action);
     };
 
-    // 1. Size cap: before scanning, so the scan is bounded.
-    let truncatedBytes = 0;
+    // 1. Size cap. Over the cap and `block`: refused before any scanning. Otherwise a coarse cut
+    // (cap + margin) bounds the scan; the exact cut happens after redaction, so a secret that
+    // straddles the cut point is redacted whole first and never leaks a prefix.
+    let originalSize = 0;
     const capped = kind === 'error' ? out.error : kind === 'sampling' || kind === 'log' || kind === 'progress' ? out.params : out.result;
     if (isObj(capped)) {
-      const size = Buffer.byteLength(JSON.stringify(capped), 'utf8');
-      if (size > policy.maxOutputBytes) {
+      originalSize = Buffer.byteLength(JSON.stringify(capped), 'utf8');
+      if (originalSize > policy.maxOutputBytes) {
         if (policy.oversize === 'block') {
-          return blocked('ERR_BASTION_SANITIZER_OUTPUT_TOO_LARGE', `it is ${size} bytes, over the limit of ${policy.maxOutputBytes}`, [], 'output_too_large');
+          return blocked('ERR_BASTION_SANITIZER_OUTPUT_TOO_LARGE', `it is ${originalSize} bytes, over the limit of ${policy.maxOutputBytes}`, [], 'output_too_large');
         }
-        const r = capPayload(capped, policy.maxOutputBytes);
-        if (!r.ok) {
-          return blocked('ERR_BASTION_SANITIZER_OUTPUT_TOO_LARGE', `it is ${r.size} bytes, over the limit of ${policy.maxOutputBytes}, and cutting its text is not enough`, [], 'output_too_large');
+        if (originalSize > policy.maxOutputBytes + SCAN_MARGIN_BYTES) {
+          const r = capPayload(capped, policy.maxOutputBytes + SCAN_MARGIN_BYTES);
+          if (!r.ok) {
+            return blocked('ERR_BASTION_SANITIZER_OUTPUT_TOO_LARGE', `it is ${r.size} bytes, over the limit of ${policy.maxOutputBytes}, and cutting its text is not enough`, [], 'output_too_large');
+          }
         }
-        truncatedBytes = r.truncatedBytes;
       }
     }
 
@@ -238,6 +244,16 @@ export function outputSanitizerStage(deps: OutputSanitizerDeps): Stage {
         break;
     }
     findings.push(...sink.findings);
+
+    // 4. Exact size cap on the sanitized payload.
+    let truncatedBytes = 0;
+    if (!sink.block && isObj(capped) && originalSize > policy.maxOutputBytes - SCAN_MARGIN_BYTES) {
+      const r = capPayload(capped, policy.maxOutputBytes);
+      if (!r.ok) {
+        return blocked('ERR_BASTION_SANITIZER_OUTPUT_TOO_LARGE', `it is ${originalSize} bytes, over the limit of ${policy.maxOutputBytes}, and cutting its text is not enough`, [], 'output_too_large');
+      }
+      if (r.truncatedBytes > 0) truncatedBytes = Math.max(r.truncatedBytes, originalSize - Buffer.byteLength(JSON.stringify(capped), 'utf8'));
+    }
     const rules = tally(findings);
 
     if (sink.block) {
