@@ -5,12 +5,12 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { cpus, tmpdir } from 'node:os';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { RunResult, RunSpec } from './loadgen.js';
 import { HAS_PROC, taskset } from './procs.js';
-import { ROWS, gatewayAvailability, type MemoryReading, type RowContext, type RowDef } from './rows.js';
+import { ROWS, gatewayAvailability, type MemoryReading, type RowContext, type RowDef, type RunningRow } from './rows.js';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -137,20 +137,35 @@ function meta(o: Pick<BenchOptions, 'pin' | 'sdkJson'>, workDir: string): Meta {
   };
 }
 
-function build(log: (l: string) => void, workDir: string): void {
+/** Newest modification time of the TypeScript sources under src/. */
+function newestSource(dir: string): number {
+  let newest = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) newest = Math.max(newest, newestSource(p));
+    else if (e.name.endsWith('.ts')) newest = Math.max(newest, statSync(p).mtimeMs);
+  }
+  return newest;
+}
+
+function build(log: (l: string) => void): void {
+  const main = join(ROOT, 'dist', 'cli', 'main.js');
+  if (existsSync(main) && statSync(main).mtimeMs >= newestSource(join(ROOT, 'src'))) {
+    log('dist/ is newer than every file under src/: not rebuilding');
+    return;
+  }
   log('building (npm run build) ...');
   const r = spawnSync('npm', ['run', 'build', '--silent'], { cwd: ROOT, encoding: 'utf8' });
   if (r.status !== 0) {
     log(`  build failed (exit ${r.status}); gateway rows use the existing dist/ if there is one. Output:`);
     for (const line of `${r.stdout}${r.stderr}`.split('\n').slice(0, 15)) if (line.trim()) log(`    ${line}`);
   }
-  void workDir;
 }
 
 function contextFor(o: Pick<BenchOptions, 'pin' | 'sdkJson' | 'build' | 'log'>, exposeGc: boolean): { ctx: RowContext; lgCpu: string | undefined; workDir: string } {
   const workDir = mkdtempSync(join(tmpdir(), 'bastion-bench-'));
   const canPin = o.pin && taskset() !== null && cpus().length >= 2;
-  if (o.build) build(o.log, workDir);
+  if (o.build) build(o.log);
   const ctx: RowContext = {
     root: ROOT,
     cpu: canPin ? '0' : undefined,
@@ -170,6 +185,11 @@ function selectRows(ids: string[]): RowDef[] {
   });
 }
 
+/**
+ * Every row's processes are started first and stay up (idle rows cost nothing); the cells then
+ * run interleaved, concurrency by concurrency and row after row, so the rows a ratio compares
+ * are measured seconds apart, not minutes: on a shared machine, load drifts.
+ */
 export async function runBench(o: BenchOptions): Promise<BenchReport> {
   if (o.durationMs === undefined && o.calls === undefined) throw new Error('runBench needs durationMs or calls');
   const rows = selectRows(o.rows);
@@ -177,6 +197,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
   if (!HAS_PROC) o.log('no /proc: CPU per call is not reported');
   const lg = LoadGenerator.start(lgCpu);
   const reports: RowReport[] = [];
+  const running = new Map<string, RunningRow>();
   try {
     for (const row of rows) {
       const rep: RowReport = { id: row.id, label: row.label, describe: row.describe, status: 'ok', cells: [] };
@@ -188,39 +209,40 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
         continue;
       }
       o.log(`${row.id}: starting`);
-      let running;
       try {
-        running = await row.start(ctx);
+        running.set(row.id, await row.start(ctx));
       } catch (err) {
         rep.status = 'failed';
         rep.reason = (err as Error).message;
         o.log(`${row.id}: failed to start: ${rep.reason}`);
-        continue;
       }
-      try {
-        for (const c of o.concurrency) {
-          await lg.open(running.url, c, c, running.headers ?? {});
-          const spec: RunSpec = { concurrency: c, warmupMs: o.warmupMs, processes: running.processes };
+    }
+    for (const c of o.concurrency) {
+      for (const rep of reports) {
+        const target = running.get(rep.id);
+        if (!target || rep.status !== 'ok') continue;
+        try {
+          await lg.open(target.url, c, c, target.headers ?? {});
+          const spec: RunSpec = { concurrency: c, warmupMs: o.warmupMs, processes: target.processes };
           if (o.durationMs !== undefined) spec.durationMs = o.durationMs;
           else spec.calls = o.calls as number;
           const r = await lg.run(spec);
           await lg.close();
           rep.cells.push(r);
           o.log(
-            `  c=${String(c).padEnd(3)} ${r.throughput.toFixed(0).padStart(6)} req/s  p50 ${r.latencyMs.p50.toFixed(3)} ms  p99 ${r.latencyMs.p99.toFixed(3)} ms` +
+            `${rep.id.padEnd(20)} c=${String(c).padEnd(3)} ${r.throughput.toFixed(0).padStart(6)} req/s  p50 ${r.latencyMs.p50.toFixed(3)} ms  p99 ${r.latencyMs.p99.toFixed(3)} ms` +
               `  cpu/call ${r.cpuUsPerCall ? r.cpuUsPerCall.total.toFixed(0) : 'n/a'} µs  errors ${r.errors}`,
           );
+        } catch (err) {
+          rep.status = 'failed';
+          rep.reason = (err as Error).message;
+          o.log(`${rep.id}: failed: ${rep.reason}`);
+          await lg.close().catch(() => undefined);
         }
-      } catch (err) {
-        rep.status = 'failed';
-        rep.reason = (err as Error).message;
-        o.log(`${row.id}: failed: ${rep.reason}`);
-        await lg.close().catch(() => undefined);
-      } finally {
-        await running.stop();
       }
     }
   } finally {
+    for (const r of running.values()) await r.stop().catch(() => undefined);
     await lg.exit();
   }
   const { log: _log, ...options } = o;

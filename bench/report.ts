@@ -18,7 +18,7 @@ export interface Ratio {
   missing?: string;
 }
 
-type Metric = 'throughput' | 'p50';
+type Metric = 'throughput' | 'p50' | 'capacity';
 
 interface RatioDef {
   name: string;
@@ -29,11 +29,17 @@ interface RatioDef {
   target: { op: '>=' | '<='; value: number } | null;
 }
 
-/** The ratios of the target, then informational ones (the issue's own measurements, for comparison). */
+/**
+ * The ratios of the target, then informational ones. "calls per CPU-second" compares the CPU
+ * each call costs the processes under test: on a machine whose core under test is shared with
+ * other work, it is steadier than throughput, which depends on the share the scheduler gives.
+ */
 export const RATIO_DEFS: RatioDef[] = [
   { name: 'stdio gateway vs SDK direct, throughput', num: 'gateway-stdio', den: 'sdk-direct', metric: 'throughput', concurrency: 10, target: { op: '>=', value: 3 } },
   { name: 'HTTP gateway vs bare proxy, throughput', num: 'gateway-http', den: 'bare-proxy', metric: 'throughput', concurrency: 10, target: { op: '>=', value: 0.8 } },
   { name: 'HTTP gateway vs bare proxy, p50 latency', num: 'gateway-http', den: 'bare-proxy', metric: 'p50', concurrency: 1, target: { op: '<=', value: 1.2 } },
+  { name: 'stdio gateway vs SDK direct, calls per CPU-second', num: 'gateway-stdio', den: 'sdk-direct', metric: 'capacity', concurrency: 10, target: null },
+  { name: 'HTTP gateway vs bare proxy, calls per CPU-second', num: 'gateway-http', den: 'bare-proxy', metric: 'capacity', concurrency: 10, target: null },
   { name: 'bare proxy vs SDK direct, throughput (issue measured 0.73)', num: 'bare-proxy', den: 'sdk-direct', metric: 'throughput', concurrency: 10, target: null },
   { name: 'stdio gateway vs SDK direct, throughput', num: 'gateway-stdio', den: 'sdk-direct', metric: 'throughput', concurrency: 50, target: null },
   { name: 'HTTP gateway vs bare proxy, throughput', num: 'gateway-http', den: 'bare-proxy', metric: 'throughput', concurrency: 50, target: null },
@@ -51,14 +57,23 @@ function cell(rows: RowReport[], id: string, c: number): RunResult | string {
 
 export function ratios(report: BenchReport): Ratio[] {
   return RATIO_DEFS.map((d) => {
-    const formula = `${d.num} / ${d.den} ${d.metric === 'throughput' ? 'req/s' : 'p50'} at c=${d.concurrency}`;
+    const unit = d.metric === 'throughput' ? 'req/s' : d.metric === 'p50' ? 'p50' : '1/(CPU per call)';
+    const formula = `${d.num} / ${d.den} ${unit} at c=${d.concurrency}`;
     const target = d.target ? `${d.target.op} ${d.target.value}` : null;
     const a = cell(report.rows, d.num, d.concurrency);
     const b = cell(report.rows, d.den, d.concurrency);
     if (typeof a === 'string' || typeof b === 'string') {
       return { name: d.name, formula, value: null, target, pass: null, missing: typeof a === 'string' ? a : (b as string) };
     }
-    const value = d.metric === 'throughput' ? a.throughput / b.throughput : a.latencyMs.p50 / b.latencyMs.p50;
+    if (d.metric === 'capacity' && (!a.cpuUsPerCall || !b.cpuUsPerCall)) {
+      return { name: d.name, formula, value: null, target, pass: null, missing: 'no CPU figures (no /proc)' };
+    }
+    const value =
+      d.metric === 'throughput'
+        ? a.throughput / b.throughput
+        : d.metric === 'p50'
+          ? a.latencyMs.p50 / b.latencyMs.p50
+          : (b.cpuUsPerCall as { total: number }).total / (a.cpuUsPerCall as { total: number }).total;
     const pass = d.target ? (d.target.op === '>=' ? value >= d.target.value : value <= d.target.value) : null;
     return { name: d.name, formula, value, target, pass };
   });

@@ -60,10 +60,9 @@ export interface RowDef {
   start(ctx: RowContext): Promise<RunningRow>;
 }
 
+/** Processes under test run plain node on plain JavaScript (no TypeScript loader in them). */
 const nodeArgs = (ctx: RowContext, script: string): string[] => [
   ...(ctx.exposeGc ? ['--expose-gc'] : []),
-  '--import',
-  'tsx',
   join(ctx.root, 'bench', 'servers', script),
 ];
 
@@ -71,7 +70,7 @@ async function startSdkEcho(ctx: RowContext): Promise<Started> {
   return startProcess({
     name: 'sdk-echo',
     command: process.execPath,
-    args: [...nodeArgs(ctx, 'sdk-http-echo.ts'), ...(ctx.sdkJson ? ['--json'] : [])],
+    args: [...nodeArgs(ctx, 'sdk-http-echo.mjs'), ...(ctx.sdkJson ? ['--json'] : [])],
     cwd: ctx.root,
     cpu: ctx.cpu,
     logFile: join(ctx.workDir, 'sdk-echo.log'),
@@ -177,7 +176,7 @@ export const ROWS: RowDef[] = [
         const proxy = await startProcess({
           name: 'bare-proxy',
           command: process.execPath,
-          args: [...nodeArgs(ctx, 'bare-proxy.ts'), '--upstream', `http://127.0.0.1:${sdk.port}`],
+          args: [...nodeArgs(ctx, 'bare-proxy.mjs'), '--upstream', `http://127.0.0.1:${sdk.port}`],
           cwd: ctx.root,
           cpu: ctx.cpu,
           logFile: join(ctx.workDir, 'bare-proxy.log'),
@@ -235,7 +234,7 @@ export const ROWS: RowDef[] = [
     needsGateway: true,
     async start(ctx) {
       const { gateway, url, base } = await startGateway(ctx, 'gateway-stdio', {
-        stdio: { command: process.execPath, args: nodeArgs(ctx, 'sdk-stdio-echo.ts'), cwd: ctx.root },
+        stdio: { command: process.execPath, args: nodeArgs(ctx, 'sdk-stdio-echo.mjs'), cwd: ctx.root },
       });
       return {
         url,
@@ -259,7 +258,7 @@ export const ROWS: RowDef[] = [
         const { gateway, url } = await startGateway(
           ctx,
           'gateway-stdio-auth',
-          { stdio: { command: process.execPath, args: nodeArgs(ctx, 'sdk-stdio-echo.ts'), cwd: ctx.root }, auth: { required: true } },
+          { stdio: { command: process.execPath, args: nodeArgs(ctx, 'sdk-stdio-echo.mjs'), cwd: ctx.root }, auth: { required: true } },
           { publicUrl: base, auth: { issuers: [{ issuer: issuer.issuer, jwksUri: issuer.jwksUri }] } },
           port,
         );

@@ -1,3 +1,4 @@
+// @ts-check
 /**
  * Bench target "sdk-direct": the echo tool on the SDK's own StreamableHTTPServerTransport,
  * stateful (one transport + McpServer per session, keyed by Mcp-Session-Id), on node:http.
@@ -7,47 +8,54 @@
  * `enableJsonResponse: true` (plain `application/json` bodies), the mode whose
  * `_streamMapping` entries are never cleaned up in SDK 1.32.
  *
- * Usage: node --import tsx bench/servers/sdk-http-echo.ts [--port N] [--json]
+ * Usage: node bench/servers/sdk-http-echo.mjs [--port N] [--json]
  * Prints one JSON line `{"ready":true,"port":N}` on stdout when listening.
  * `GET /_bench/memory` answers process.memoryUsage() after a GC (when --expose-gc is given),
  * so the memory mode can report heap as well as RSS. It is bench-only, never a product path.
  */
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer } from 'node:http';
+import process from 'node:process';
+import { Buffer } from 'node:buffer';
 import { randomUUID } from 'node:crypto';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
-import { createEchoServer } from './echo-tool.js';
+import { createEchoServer } from './echo-tool.mjs';
 
 const args = process.argv.slice(2);
 const jsonMode = args.includes('--json');
 const portArg = args.indexOf('--port');
 const port = portArg >= 0 ? Number(args[portArg + 1]) : 0;
 
-const transports = new Map<string, StreamableHTTPServerTransport>();
+/** @type {Map<string, StreamableHTTPServerTransport>} */
+const transports = new Map();
 
-function readJson(req: IncomingMessage): Promise<unknown> {
+/** @param {import('node:http').IncomingMessage} req @returns {Promise<unknown>} */
+function readJson(req) {
   return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
+    /** @type {Buffer[]} */
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
     req.on('end', () => {
       try {
         resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')));
       } catch (err) {
-        reject(err as Error);
+        reject(err);
       }
     });
     req.on('error', reject);
   });
 }
 
-function fail(res: ServerResponse, status: number, message: string): void {
+/** @param {import('node:http').ServerResponse} res @param {number} status @param {string} message */
+function fail(res, status, message) {
   res.writeHead(status, { 'content-type': 'application/json' });
   res.end(JSON.stringify({ jsonrpc: '2.0', error: { code: -32000, message }, id: null }));
 }
 
-async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+/** @param {import('node:http').IncomingMessage} req @param {import('node:http').ServerResponse} res */
+async function handle(req, res) {
   if (req.url === '/_bench/memory') {
-    (globalThis as { gc?: () => void }).gc?.();
+    globalThis.gc?.();
     res.writeHead(200, { 'content-type': 'application/json' });
     res.end(JSON.stringify(process.memoryUsage()));
     return;
@@ -78,7 +86,7 @@ async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> 
 }
 
 const server = createServer((req, res) => {
-  handle(req, res).catch((err: unknown) => {
+  handle(req, res).catch((err) => {
     if (!res.headersSent) fail(res, 500, String(err));
     else res.destroy();
   });

@@ -1,16 +1,20 @@
+// @ts-check
 /**
  * Bench target "bare-proxy": the cheapest possible HTTP hop. Pipes each request to the
  * upstream over a keep-alive agent and pipes the response (JSON or SSE) back, with no
  * parsing, no checks and no MCP knowledge. It is the yardstick the gateway's HTTP row is
  * compared with, not a product path.
  *
- * Usage: node --import tsx bench/servers/bare-proxy.ts --upstream http://127.0.0.1:N [--port N]
+ * Usage: node bench/servers/bare-proxy.mjs --upstream http://127.0.0.1:N [--port N]
  * Prints one JSON line `{"ready":true,"port":N}` on stdout when listening.
  */
 import { createServer, request, Agent } from 'node:http';
+import process from 'node:process';
+import { URL } from 'node:url';
 
 const args = process.argv.slice(2);
-const opt = (name: string): string | undefined => {
+/** @param {string} name @returns {string | undefined} */
+const opt = (name) => {
   const i = args.indexOf(name);
   return i >= 0 ? args[i + 1] : undefined;
 };
@@ -25,7 +29,8 @@ const agent = new Agent({ keepAlive: true, maxSockets: 256 });
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'proxy-connection', 'te', 'trailer']);
 
 const server = createServer((req, res) => {
-  const headers: Record<string, string | string[]> = {};
+  /** @type {Record<string, string | string[]>} */
+  const headers = {};
   for (const [k, v] of Object.entries(req.headers)) {
     if (v !== undefined && !HOP_BY_HOP.has(k)) headers[k] = v;
   }
@@ -33,7 +38,8 @@ const server = createServer((req, res) => {
   const up = request(
     { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers, agent },
     (upRes) => {
-      const out: Record<string, string | string[]> = {};
+      /** @type {Record<string, string | string[]>} */
+      const out = {};
       for (const [k, v] of Object.entries(upRes.headers)) {
         if (v !== undefined && !HOP_BY_HOP.has(k)) out[k] = v;
       }

@@ -1,11 +1,16 @@
+// @ts-check
 /**
  * The one tool every bench row serves: `echo` returns its `text` argument as text content.
  * Shared by the HTTP and the stdio echo servers so both rows measure the same tool.
+ *
+ * The processes under test are plain JavaScript run by plain `node` (no TypeScript loader),
+ * so their start-up and per-call cost is what a deployed server would have.
  */
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { z } from 'zod';
 
-export function createEchoServer(): McpServer {
+/** @returns {McpServer} */
+export function createEchoServer() {
   const server = new McpServer({ name: 'bench-echo', version: '1.0.0' });
   server.registerTool(
     'echo',
