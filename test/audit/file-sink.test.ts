@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createPublicKey, generateKeyPairSync } from 'node:crypto';
@@ -49,6 +49,7 @@ test('an intact chain verifies, with signatures, sealed by a final checkpoint; n
   assert.equal(r.sealed, true);
   assert.equal(r.signaturesChecked, true);
   assertNoSecrets(readFileSync(path, 'utf8'), 'file sink');
+  assert.equal(statSync(path).mode & 0o777, 0o600, 'only the gateway user can read the trail');
 });
 
 test('an edited record is found and named', async () => {
