@@ -45,3 +45,29 @@ test('label values from upstreams are bounded: a flood of made-up tool names col
   assert.ok(series.some((l) => l.includes('tool="_other"') && l.endsWith(' 990')));
   assert.ok(series.every((l) => l.length < 300), 'long values are cut');
 });
+
+test('metricsRoute serves the registry at its path over real HTTP, 405 for other methods, ignores other paths', async () => {
+  const { createServer } = await import('node:http');
+  const { metricsRoute } = await import('../../src/metrics/route.js');
+  const m = createMetrics({ defaultMetrics: false });
+  m.observeRequest({ mount: 'a', method: 'tools/list', outcome: 'allowed', durationMs: 2 });
+  const route = metricsRoute(m, '/metrics');
+  const server = createServer((req, res) => {
+    void route(req, res, (req.url ?? '/').split('?')[0]!).then((handled) => {
+      if (!handled) res.writeHead(404).end();
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  try {
+    const ok = await fetch(`${base}/metrics`);
+    assert.equal(ok.status, 200);
+    assert.match(ok.headers.get('content-type')!, /^text\/plain/);
+    assert.match(await ok.text(), /bastion_requests_total\{mount="a",method="tools\/list",tool="",outcome="allowed"\} 1/);
+    assert.equal((await fetch(`${base}/metrics`, { method: 'POST' })).status, 405);
+    assert.equal((await fetch(`${base}/other`)).status, 404);
+  } finally {
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+  }
+});
