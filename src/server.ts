@@ -108,8 +108,7 @@ export async function startGateway(loaded: LoadedConfig, options: GatewayOptions
   const health = new Map<string, MountHealth>();
   const agents = new Map<string, http.Agent>();
   let pipeline: Pipeline | undefined;
-  let mounts = new Map<string, MountRuntime>();
-  let env: StageEnv | undefined;
+  const mounts = new Map<string, MountRuntime>();
   let shuttingDown = false;
 
   const server = options.tls ? https.createServer(options.tls) : http.createServer();
@@ -150,8 +149,7 @@ export async function startGateway(loaded: LoadedConfig, options: GatewayOptions
       agents.set(name, new AgentCtor({ keepAlive: true, maxSockets: 256, maxFreeSockets: 64 }));
     }
   }
-  mounts = new Map(mounts);
-  env = { config, loaded, mounts, publicUrl, store, audit, logger };
+  const env: StageEnv = { config, loaded, mounts, publicUrl, store, audit, logger };
 
   try {
     const originPolicy = buildOriginPolicy({
@@ -239,14 +237,14 @@ export async function startGateway(loaded: LoadedConfig, options: GatewayOptions
         const ok = !shuttingDown && down.length === 0;
         return json(res, ok ? 200 : 503, { status: ok ? 'ready' : 'not ready', sessions: registry.size, unhealthy: down });
       }
-      if (options.routes && (await options.routes(req, res, path, env!))) return;
+      if (options.routes && (await options.routes(req, res, path, env))) return;
       return json(res, 404, { error: 'not_found', message: 'No such endpoint. MCP servers are mounted at /mcp/NAME.' });
     }
     const mount = mounts.get(path.slice(5));
     if (!mount) {
       return writeError(res, new BastionError('ERR_BASTION_TRANSPORT_NOT_FOUND', `No MCP server is mounted at ${path.slice(0, 80)}`), null);
     }
-    if (shuttingDown) {
+    if (shuttingDown || !pipeline) {
       return writeError(res, new BastionError('ERR_BASTION_TRANSPORT_SHUTTING_DOWN', 'The gateway is shutting down; retry on another instance', { headers: { 'retry-after': '1', connection: 'close' } }), null);
     }
     const ctx = newContext(req, mount, path, q < 0 ? '' : url.slice(q + 1));

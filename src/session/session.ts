@@ -483,7 +483,8 @@ export class Session implements SessionView {
         progressToken: undefined,
         res: undefined,
         stream: undefined,
-        deadline: this.now() + this.deps.requestTimeoutMs,
+        // A restarting process may take a while to answer its handshake (cold start under load).
+        deadline: this.now() + (method === 'initialize' ? Math.max(this.deps.requestTimeoutMs, 60_000) : this.deps.requestTimeoutMs),
         internal: { resolve },
       });
       conn.send({ jsonrpc: '2.0', id: uid, method, params }).catch((err) => {

@@ -89,9 +89,9 @@ export class SseParser {
 
   private dispatch(): void {
     if (this.id !== undefined) this.lastEventId = this.id;
-    if (this.data.length > 0) {
-      this.h.onEvent({ id: this.id, event: this.event || 'message', data: this.data.join('\n') });
-    }
+    // An event with an empty data buffer is not dispatched (a priming event carries only an id).
+    const data = this.data.join('\n');
+    if (data !== '') this.h.onEvent({ id: this.id, event: this.event || 'message', data });
     this.data = [];
     this.dataBytes = 0;
     this.event = '';

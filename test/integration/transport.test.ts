@@ -1,0 +1,151 @@
+/**
+ * Transport-level refusals (issue 2): each answered with the status and JSON-RPC error the
+ * Streamable HTTP transport defines, before anything reaches the upstream.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { Gateway } from '../../src/server.js';
+import { demoStdio, gateway, INIT, post, rawSession } from '../helpers/gateway.js';
+
+function rawRequest(url: string, opts: { method: string; headers: Record<string, string>; body?: string }): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method: opts.method, headers: opts.headers }, (res) => {
+      let body = '';
+      res.on('data', (c) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.end(opts.body);
+  });
+}
+
+describe('transport refusals', () => {
+  let gw: Gateway;
+  let url: string;
+  let sid: string;
+  const V = { 'mcp-protocol-version': '2025-11-25' };
+
+  before(async () => {
+    gw = await gateway({ servers: { notes: { stdio: demoStdio() } }, transport: { maxBodyBytes: 2048, allowedOrigins: ['https://app.example.com'] } }, { bare: true });
+    url = `${gw.url}/mcp/notes`;
+    sid = await rawSession(url);
+  });
+  after(() => gw?.close());
+
+  test('an Origin that is not allowed gets 403; an allowed one passes', async () => {
+    const r = await post(url, { jsonrpc: '2.0', id: 1, method: 'ping' }, { ...V, 'mcp-session-id': sid, origin: 'https://evil.example.com' });
+    assert.equal(r.status, 403);
+    assert.equal(r.json.error.code, -32600);
+    assert.match(r.json.error.message, /Origin/);
+    const ok = await post(url, { jsonrpc: '2.0', id: 2, method: 'ping' }, { ...V, 'mcp-session-id': sid, origin: 'https://app.example.com' });
+    assert.equal(ok.status, 200);
+    assert.deepEqual(ok.json.result, {});
+  });
+
+  test('a Host header that does not name the gateway gets 403 (DNS rebinding)', async () => {
+    const r = await rawRequest(url, {
+      method: 'POST',
+      headers: { host: 'evil.example.com', 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+      body: JSON.stringify(INIT),
+    });
+    assert.equal(r.status, 403);
+    assert.match(r.body, /Host/);
+    const ok = await rawRequest(url.replace('127.0.0.1', 'localhost'), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...V, 'mcp-session-id': sid },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'ping' }),
+    });
+    assert.equal(ok.status, 200);
+  });
+
+  test('an unsupported MCP-Protocol-Version gets 400', async () => {
+    const r = await post(url, { jsonrpc: '2.0', id: 1, method: 'ping' }, { 'mcp-session-id': sid, 'mcp-protocol-version': '1999-01-01' });
+    assert.equal(r.status, 400);
+    assert.match(r.json.error.message, /MCP-Protocol-Version/);
+  });
+
+  test('a body over the limit gets 413, declared or streamed', async () => {
+    const big = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: { text: 'x'.repeat(4000) } } });
+    const r = await post(url, big, { ...V, 'mcp-session-id': sid });
+    assert.equal(r.status, 413);
+    // chunked, no content-length: the limit holds while streaming
+    const chunked = await new Promise<number>((resolve, reject) => {
+      const req = http.request(url, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...V, 'mcp-session-id': sid, 'transfer-encoding': 'chunked' } }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+      req.write(big.slice(0, 1000));
+      req.end(big.slice(1000));
+    });
+    assert.equal(chunked, 413);
+  });
+
+  test('malformed JSON gets 400 with -32700; a non-message gets 400 with -32600; a batch is refused', async () => {
+    const bad = await post(url, '{"jsonrpc": "2.0", "id": 1, "method": ', { ...V, 'mcp-session-id': sid });
+    assert.equal(bad.status, 400);
+    assert.equal(bad.json.error.code, -32700);
+    const notMsg = await post(url, { hello: 'world' }, { ...V, 'mcp-session-id': sid });
+    assert.equal(notMsg.status, 400);
+    assert.equal(notMsg.json.error.code, -32600);
+    const batch = await post(url, [{ jsonrpc: '2.0', id: 1, method: 'ping' }], { ...V, 'mcp-session-id': sid });
+    assert.equal(batch.status, 400);
+    assert.match(batch.json.error.message, /batch/);
+  });
+
+  test('an unknown session gets 404; a missing one 400; initialize with a session id 400', async () => {
+    const unknown = await post(url, { jsonrpc: '2.0', id: 1, method: 'ping' }, { ...V, 'mcp-session-id': 'not-a-session' });
+    assert.equal(unknown.status, 404);
+    const missing = await post(url, { jsonrpc: '2.0', id: 1, method: 'ping' }, V);
+    assert.equal(missing.status, 400);
+    const reinit = await post(url, INIT, { 'mcp-session-id': sid });
+    assert.equal(reinit.status, 400);
+  });
+
+  test('Accept and Content-Type are enforced; other methods get 405', async () => {
+    const noSse = await post(url, { jsonrpc: '2.0', id: 1, method: 'ping' }, { ...V, 'mcp-session-id': sid, accept: 'application/json' });
+    assert.equal(noSse.status, 406);
+    const text = await fetch(url, { method: 'POST', headers: { 'content-type': 'text/plain', accept: 'application/json, text/event-stream', 'mcp-session-id': sid }, body: '{}' });
+    assert.equal(text.status, 415);
+    const put = await fetch(url, { method: 'PUT', headers: { 'mcp-session-id': sid } });
+    assert.equal(put.status, 405);
+    assert.equal(put.headers.get('allow'), 'POST, GET, DELETE');
+  });
+
+  test('an answer to a server request that was never asked is refused', async () => {
+    const r = await post(url, { jsonrpc: '2.0', id: 'forged', result: {} }, { ...V, 'mcp-session-id': sid });
+    assert.equal(r.status, 400);
+  });
+
+  test('a request id already in flight in the session is refused', async () => {
+    const slow = post(url, { jsonrpc: '2.0', id: 'dup', method: 'tools/call', params: { name: 'echo', arguments: { text: 'a' } } }, { ...V, 'mcp-session-id': sid });
+    const second = await post(url, { jsonrpc: '2.0', id: 'dup', method: 'ping' }, { ...V, 'mcp-session-id': sid });
+    const first = await slow;
+    assert.equal(first.status, 200);
+    // Either the first finished before the second arrived (then both succeed) or the second is refused.
+    assert.ok(second.status === 200 || second.status === 400);
+  });
+
+  test('DELETE ends the session; it is then unknown', async () => {
+    const s2 = await rawSession(url);
+    const del = await fetch(url, { method: 'DELETE', headers: { 'mcp-session-id': s2, ...V } });
+    assert.equal(del.status, 200);
+    const after = await post(url, { jsonrpc: '2.0', id: 1, method: 'ping' }, { ...V, 'mcp-session-id': s2 });
+    assert.equal(after.status, 404);
+  });
+
+  test('session ids are 256-bit, visible ASCII, unique', async () => {
+    const ids = new Set([sid, await rawSession(url), await rawSession(url)]);
+    assert.equal(ids.size, 3);
+    for (const id of ids) assert.match(id, /^[A-Za-z0-9_-]{43}$/);
+  });
+
+  test('an unknown mount and an unknown path get 404; health endpoints answer', async () => {
+    assert.equal((await post(`${gw.url}/mcp/nope`, INIT)).status, 404);
+    assert.equal((await fetch(`${gw.url}/elsewhere`)).status, 404);
+    assert.equal((await fetch(`${gw.url}/healthz`)).status, 200);
+    const ready = await fetch(`${gw.url}/readyz`);
+    assert.equal(ready.status, 200);
+  });
+});
