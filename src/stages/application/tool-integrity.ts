@@ -31,7 +31,9 @@ import { integrityServerSchema, type IntegrityServerConfig } from '../../config/
 import { definitionHash, identityOf } from '../../integrity/canonical.js';
 import { decide, approveHint, type IntegrityDecision } from '../../integrity/decide.js';
 import { coverageKey, publicKeyFromPem, verifyManifest, type ManifestVerification } from '../../integrity/manifest.js';
-import { PinRegistry, type LockSource } from '../../integrity/registry.js';
+import { PinRegistry, fileLockSource, memoryLockSource, type LockSource } from '../../integrity/registry.js';
+import { lockfilePathFor } from '../../integrity/lockfile.js';
+import type { LoadedConfig } from '../../config/load.js';
 import { indexKnown, scanDefinition, scanInstructions, type KnownIndex } from '../../integrity/scan.js';
 import { INTEGRITY_KEYS, pinKey, type DefinitionKind, type Finding, type KnownTool, type Pin, type RawDefinition } from '../../integrity/types.js';
 
@@ -94,6 +96,17 @@ function auditFindings(findings: readonly Finding[]): Array<{ rule: string; seve
 function changedFields(before: Record<string, unknown>, after: Record<string, unknown>): string[] {
   const keys = new Set([...Object.keys(before), ...Object.keys(after)]);
   return [...keys].filter((k) => JSON.stringify(before[k]) !== JSON.stringify(after[k])).sort();
+}
+
+/**
+ * The stage as the gateway wires it from its loaded configuration: the lockfile beside the
+ * config file (or `integrity.lockfile`), re-read when it changes; an in-memory lockfile when the
+ * config has no file. Throws at start-up on an invalid lockfile (fail closed).
+ */
+export function toolIntegrityStageForConfig(loaded: LoadedConfig, deps: { store: StateStore; audit: AuditLog; now?: () => number }): Stage {
+  const g = (loaded.config as { integrity?: { lockfile?: string; persistTofu?: boolean } }).integrity;
+  const lock = loaded.file ? fileLockSource(lockfilePathFor(loaded.file, g?.lockfile)) : memoryLockSource();
+  return toolIntegrityStage({ store: deps.store, audit: deps.audit, lock, baseDir: loaded.baseDir, persistTofu: g?.persistTofu ?? true, now: deps.now });
 }
 
 export function toolIntegrityStage(deps: ToolIntegrityDeps): Stage {
@@ -367,7 +380,9 @@ export function toolIntegrityStage(deps: ToolIntegrityDeps): Stage {
   async function onList(ctx: MessageContext, msg: JsonRpcResponse, kind: DefinitionKind, field: string): Promise<JsonRpcMessage> {
     const result = msg.result as Record<string, unknown>;
     const list = result[field];
-    if (!Array.isArray(list)) return msg;
+    if (list === undefined) return msg;
+    // Not a list a client could use safely: replace it with an empty one (fail closed).
+    if (!Array.isArray(list)) return { ...msg, result: { ...result, [field]: [] } };
     const evaluated = await evaluate(ctx.mount, kind, list, auditBase(ctx));
     // Only a full first page replaces what the session saw; later pages add to it.
     const params = ctx.request?.message && isRequest(ctx.request.message) ? ctx.request.message.params : undefined;

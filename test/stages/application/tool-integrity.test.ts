@@ -10,7 +10,7 @@ import { BastionError } from '../../../src/errors.js';
 import type { AuditEvent, AuditLog } from '../../../src/audit/types.js';
 import type { MessageContext, MountRuntime, RequestContext, SessionView, ToolDefinition } from '../../../src/pipeline/context.js';
 import type { JsonRpcMessage, JsonRpcResponse } from '../../../src/pipeline/messages.js';
-import { toolIntegrityStage, TOOL_INTEGRITY_STAGE } from '../../../src/stages/application/tool-integrity.js';
+import { toolIntegrityStage, toolIntegrityStageForConfig, TOOL_INTEGRITY_STAGE } from '../../../src/stages/application/tool-integrity.js';
 import { memoryLockSource, PinRegistry } from '../../../src/integrity/registry.js';
 import { emptyLockfile, withPins } from '../../../src/integrity/lockfile.js';
 import { definitionHash, identityOf } from '../../../src/integrity/canonical.js';
@@ -255,5 +255,29 @@ test('fail closed: when the state store is down, the list response fails instead
   const session: SessionView = { id: 's', mount: 'files', owner: undefined, protocolVersion: undefined, createdAt: 0, upstreamTools: async () => new Map([['echo', echo]]) };
   const ctx: MessageContext = { mount: m, session, principal: undefined, request: undefined, method: 'tools/list' };
   await assert.rejects(Promise.resolve(stage.onUpstreamMessage!(ctx, { jsonrpc: '2.0', id: 1, result: { tools: [echo] } })), /state store unavailable/);
+  await store.close();
+});
+
+test('a non-array tools field is replaced by an empty list (fail closed)', async () => {
+  const h = harness(mount('files'));
+  const r = await h.respond('tools/list', { tools: { echo } });
+  assert.deepEqual(r.result!.tools, []);
+});
+
+test('toolIntegrityStageForConfig: lockfile beside the config file; an invalid lockfile fails at start-up', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cfg-'));
+  writeFileSync(join(dir, 'bastion.yaml'), 'servers:\n  files:\n    stdio:\n      command: node\n');
+  const { loadConfigFile } = await import('../../../src/config/load.js');
+  const loaded = loadConfigFile(join(dir, 'bastion.yaml'));
+  const store = new MemoryStateStore();
+  const audit: AuditLog = { emit: () => undefined, flush: async () => undefined, close: async () => undefined };
+  const stage = toolIntegrityStageForConfig(loaded, { store, audit });
+  const session: SessionView = { id: 's', mount: 'files', owner: undefined, protocolVersion: undefined, createdAt: 0, upstreamTools: async () => new Map() };
+  const m: MountRuntime = { name: 'files', config: loaded.config.servers.files!, resource: 'http://x/mcp/files' };
+  await stage.onUpstreamMessage!({ mount: m, session, principal: undefined, request: undefined, method: 'tools/list' }, { jsonrpc: '2.0', id: 1, result: { tools: [echo] } });
+  const { readLockfile } = await import('../../../src/integrity/lockfile.js');
+  assert.ok((await readLockfile(join(dir, 'bastion.lock.json'))).servers.files?.pins['tool:echo'], 'tofu pin persisted beside the config');
+  writeFileSync(join(dir, 'bastion.lock.json'), '{"lockfileVersion": 9, "servers": {}}');
+  assert.throws(() => toolIntegrityStageForConfig(loaded, { store, audit }), /unsupported version/);
   await store.close();
 });
