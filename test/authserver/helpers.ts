@@ -1,7 +1,10 @@
 /** Shared fixtures for the development authorization server tests (not a test file). */
+import { execFileSync } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { request as httpsRequestRaw } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { OAuthClientProvider } from '@modelcontextprotocol/sdk/client/auth.js';
@@ -127,4 +130,52 @@ export async function postForm(
     body = { text };
   }
   return { status: res.status, body, headers: res.headers };
+}
+
+function openssl(args: string[], cwd: string): void {
+  execFileSync('openssl', args, { cwd, stdio: 'ignore' });
+}
+
+/** CA, server cert for 127.0.0.1, a client cert from the CA, and one from a stranger CA. */
+export function makeCerts(dir: string): void {
+  const ext = join(dir, 'san.cnf');
+  writeFileSync(ext, 'subjectAltName=IP:127.0.0.1\n');
+  for (const ca of ['ca', 'rogue-ca']) {
+    openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${ca}.key`, '-out', `${ca}.pem`, '-days', '2', '-subj', `/CN=${ca}`], dir);
+  }
+  const leaf = (name: string, subj: string, ca: string, extfile?: string) => {
+    openssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', subj], dir);
+    openssl(['x509', '-req', '-in', `${name}.csr`, '-CA', `${ca}.pem`, '-CAkey', `${ca}.key`, '-CAcreateserial', '-out', `${name}.pem`, '-days', '2', ...(extfile ? ['-extfile', extfile] : [])], dir);
+  };
+  leaf('server', '/CN=127.0.0.1', 'ca', ext);
+  leaf('bot', '/O=Example/CN=billing-bot', 'ca');
+  leaf('bot2', '/O=Example/CN=other-bot', 'ca');
+  leaf('rogue', '/O=Example/CN=billing-bot', 'rogue-ca');
+}
+
+
+/** One HTTPS request with optional client certificate; the body as text. */
+export function httpsRequest(
+  url: string,
+  opts: { method?: string; headers?: Record<string, string>; body?: string; ca: Buffer; cert?: Buffer; key?: Buffer },
+): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequestRaw(
+      url,
+      {
+        method: opts.method ?? 'GET',
+        headers: { ...(opts.body !== undefined ? { 'content-length': String(Buffer.byteLength(opts.body)) } : {}), ...opts.headers },
+        ca: opts.ca,
+        ...(opts.cert ? { cert: opts.cert, key: opts.key } : {}),
+        agent: false,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') }));
+      },
+    );
+    req.on('error', reject);
+    req.end(opts.body);
+  });
 }

@@ -5,7 +5,6 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { randomUUID, X509Certificate, createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { request } from 'node:https';
@@ -21,7 +20,7 @@ import {
   type JWK,
 } from 'jose';
 import { startDevAuthServer, type DevAuthServer } from '../../src/authserver/index.js';
-import { postForm, startResourceMetadataServer, tempDir } from './helpers.js';
+import { makeCerts, postForm, startResourceMetadataServer, tempDir } from './helpers.js';
 
 const NOTES = 'http://127.0.0.1:8080/mcp/notes';
 type PrivateKey = Awaited<ReturnType<typeof generateKeyPair>>['privateKey'];
@@ -174,27 +173,6 @@ describe('development authorization server: client_credentials, private_key_jwt,
     assert.equal(bad.body.error, 'invalid_dpop_proof');
   });
 });
-
-function openssl(args: string[], cwd: string): void {
-  execFileSync('openssl', args, { cwd, stdio: 'ignore' });
-}
-
-/** CA, server cert for 127.0.0.1, a client cert from the CA, and one from a stranger CA. */
-function makeCerts(dir: string): void {
-  const ext = join(dir, 'san.cnf');
-  execFileSync('sh', ['-c', `printf 'subjectAltName=IP:127.0.0.1\\n' > ${JSON.stringify(ext)}`]);
-  for (const ca of ['ca', 'rogue-ca']) {
-    openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${ca}.key`, '-out', `${ca}.pem`, '-days', '2', '-subj', `/CN=${ca}`], dir);
-  }
-  const leaf = (name: string, subj: string, ca: string, extfile?: string) => {
-    openssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', subj], dir);
-    openssl(['x509', '-req', '-in', `${name}.csr`, '-CA', `${ca}.pem`, '-CAkey', `${ca}.key`, '-CAcreateserial', '-out', `${name}.pem`, '-days', '2', ...(extfile ? ['-extfile', extfile] : [])], dir);
-  };
-  leaf('server', '/CN=127.0.0.1', 'ca', ext);
-  leaf('bot', '/O=Example/CN=billing-bot', 'ca');
-  leaf('bot2', '/O=Example/CN=other-bot', 'ca');
-  leaf('rogue', '/O=Example/CN=billing-bot', 'rogue-ca');
-}
 
 function httpsPost(
   url: string,

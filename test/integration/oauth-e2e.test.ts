@@ -10,12 +10,16 @@
  *   with the wider scope -> the call succeeds;
  * - a refreshed token works; a token for mount A is refused at mount B;
  * - an opaque (introspected) token works until revoked, then is refused;
- * - a machine client (client_credentials + private_key_jwt) calls tools.
+ * - a machine client (client_credentials + private_key_jwt) calls tools;
+ * - a machine client with mTLS (tls_client_auth) gets a certificate-bound token that works with
+ *   its certificate and is refused with another one or none.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { auth, UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
@@ -28,7 +32,7 @@ import { createIdentityLayer, type IdentityLayer } from '../../src/stages/identi
 import { policyStage } from '../../src/stages/authorization/policy.js';
 import { compilePolicy } from '../../src/policy/compile.js';
 import { startDevAuthServer, type DevAuthServer } from '../../src/authserver/index.js';
-import { HeadlessOAuthProvider, postForm, tempDir } from '../authserver/helpers.js';
+import { HeadlessOAuthProvider, httpsRequest, makeCerts, postForm, tempDir } from '../authserver/helpers.js';
 import { demoStdio, silentLogger } from '../helpers/gateway.js';
 
 const REDIRECT = 'http://127.0.0.1:9/e2e-callback';
@@ -265,5 +269,109 @@ describe('OAuth end to end through the gateway with the development authorizatio
     // ...but not write_note (its scope was never granted to this client).
     await assert.rejects(client.callTool({ name: 'write_note', arguments: { title: 'x', body: 'y' } }), /403|insufficient/i);
     await client.close();
+  });
+});
+
+describe('mTLS machine client with a certificate-bound token through the gateway', () => {
+  let as: DevAuthServer;
+  let gw: Gateway;
+  let identity: IdentityLayer;
+  let dir: string;
+  let cleanup: () => Promise<void>;
+  let base = '';
+  const file = (n: string) => readFileSync(join(dir, n));
+
+  before(async () => {
+    const tmp = await tempDir('bastion-e2e-tls-');
+    dir = tmp.dir;
+    cleanup = tmp.cleanup;
+    makeCerts(dir);
+    const port = await freePort();
+    base = `https://127.0.0.1:${port}`;
+    as = await startDevAuthServer({
+      stateDir: join(dir, 'as'),
+      resources: [{ resource: `${base}/mcp/notes`, scopes: ['notes:read'] }],
+      users: [],
+      https: { cert: file('server.pem'), key: file('server.key'), ca: file('ca.pem') },
+      clients: [{ clientId: 'billing-bot', auth: { method: 'tls_client_auth', subjectDn: 'CN=billing-bot,O=Example' }, scope: 'notes:read' }],
+    });
+    // The AS's certificate is from a private CA the gateway process does not trust (that would
+    // take NODE_EXTRA_CA_CERTS at process start), so its public keys are given as a file.
+    const jwks = await httpsRequest(as.jwksUri, { ca: file('ca.pem') });
+    writeFileSync(join(dir, 'as-jwks.json'), jwks.text);
+    const loaded = parseConfig(
+      {
+        listen: { host: '127.0.0.1', port },
+        log: { level: 'silent' },
+        tls: { cert: join(dir, 'server.pem'), key: join(dir, 'server.key'), clientCa: join(dir, 'ca.pem'), requestClientCert: true },
+        servers: { notes: { stdio: demoStdio(), defaultTool: 'allow', auth: { scopes: ['notes:read'] } } },
+        auth: { issuers: [{ issuer: as.issuer, jwksFile: join(dir, 'as-jwks.json'), typ: 'at+jwt' }] },
+      },
+      '(e2e-tls)',
+    );
+    identity = createIdentityLayer(loaded, { watchTls: false });
+    gw = await startGateway(loaded, {
+      logger: silentLogger(),
+      tls: identity.tls!.serverOptions,
+      responseHeaders: identity.responseHeaders,
+      routes: (req, res, path, e) => identity.routes(req, res, path, e),
+      stages: (e) => [identity.stage(e), policyStage({ policy: compilePolicy(e.config as Config), audit: e.audit, config: e.config as Config })],
+    });
+  });
+
+  after(async () => {
+    await gw?.close();
+    identity?.close();
+    await as?.close();
+    await cleanup?.();
+  });
+
+  async function initialize(token: string, cert?: 'bot' | 'bot2'): Promise<{ status: number; sessionId: string | undefined }> {
+    const r = await httpsRequest(`${base}/mcp/notes`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'bot', version: '1' } } }),
+      ca: file('ca.pem'),
+      ...(cert ? { cert: file(`${cert}.pem`), key: file(`${cert}.key`) } : {}),
+    });
+    return { status: r.status, sessionId: r.headers['mcp-session-id'] as string | undefined };
+  }
+
+  test('the certificate-bound token calls tools with its certificate, and is refused with another or none', async () => {
+    const tok = await httpsRequest(as.tokenEndpoint, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ grant_type: 'client_credentials', client_id: 'billing-bot', scope: 'notes:read', resource: `${base}/mcp/notes` }).toString(),
+      ca: file('ca.pem'),
+      cert: file('bot.pem'),
+      key: file('bot.key'),
+    });
+    assert.equal(tok.status, 200, tok.text);
+    const token = (JSON.parse(tok.text) as { access_token: string }).access_token;
+    assert.ok((decodeJwt(token).cnf as Record<string, string>)['x5t#S256']);
+
+    const ok = await initialize(token, 'bot');
+    assert.equal(ok.status, 200);
+    const headers = {
+      authorization: `Bearer ${token}`,
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      'mcp-session-id': ok.sessionId!,
+      'mcp-protocol-version': '2025-11-25',
+    };
+    const tls = { ca: file('ca.pem'), cert: file('bot.pem'), key: file('bot.key') };
+    const n = await httpsRequest(`${base}/mcp/notes`, { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }), ...tls });
+    assert.equal(n.status, 202);
+    const call = await httpsRequest(`${base}/mcp/notes`, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'list_notes', arguments: {} } }),
+      ...tls,
+    });
+    assert.equal(call.status, 200, call.text);
+    assert.match(call.text, /"result"/);
+
+    assert.equal((await initialize(token, 'bot2')).status, 401, 'same token, another certificate');
+    assert.equal((await initialize(token)).status, 401, 'same token, no certificate');
   });
 });
