@@ -38,6 +38,10 @@ function describeIssues(issues: readonly z.core.$ZodIssue[], file: string): stri
         walk(best, path);
         continue;
       }
+      if (i.code === 'invalid_key' && 'issues' in i && Array.isArray(i.issues)) {
+        for (const inner of i.issues as z.core.$ZodIssue[]) lines.push(`  ${formatPath(path)}: invalid name: ${inner.message}`);
+        continue;
+      }
       if (i.code === 'unrecognized_keys' && 'keys' in i) {
         for (const k of i.keys as string[]) {
           lines.push(`  ${formatPath([...path, k])}: unknown key (check its spelling against schema/config.json)`);
