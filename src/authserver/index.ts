@@ -417,6 +417,9 @@ export async function startDevAuthServer(options: DevAuthServerOptions): Promise
       },
     },
     rotateRefreshToken: true,
+    // MCP clients do not ask for offline_access; their refresh tokens should not die with the
+    // browser session at this server (they live refreshTokenTtlSeconds, rotated on use).
+    expiresWithSession: async () => false,
     issueRefreshToken: async (_ctx: unknown, client: { grantTypeAllowed(t: string): boolean }) =>
       client.grantTypeAllowed('refresh_token'),
     ttl: {
