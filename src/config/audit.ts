@@ -42,6 +42,12 @@ export const fileSinkSchema = z
           .optional()
           .describe('Ed25519 private key (PKCS#8 PEM) that signs checkpoints (`bastion audit keygen` makes one). Without it checkpoints are unsigned and the chain detects damage, not a deliberate rewrite.'),
         everyRecords: z.number().int().min(1).default(1000).describe('Write a checkpoint after this many records (and always when the sink closes).'),
+        everySeconds: z
+          .number()
+          .int()
+          .min(0)
+          .default(60)
+          .describe('Also write one when records have waited this long without a checkpoint, so a quiet gateway does not leave its last records unsigned (0: off).'),
       })
       .strict()
       .prefault({})

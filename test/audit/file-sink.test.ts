@@ -161,3 +161,30 @@ test('a missing file and an empty file are reported', async () => {
   writeFileSync(join(dir, 'empty.jsonl'), '');
   assert.equal((await verifyAuditFile(join(dir, 'empty.jsonl'))).problem?.kind, 'empty');
 });
+
+test('a quiet gateway still seals its records: a checkpoint once records have waited everyMs', async () => {
+  const path = join(dir, 'timed.jsonl');
+  const clock = { t: Date.UTC(2026, 0, 1) };
+  const sink = new FileAuditSink({ path, key: privateKey, everyRecords: 1000, everyMs: 60_000, now: () => clock.t });
+  const log = createAuditLog({ sinks: [sink], now: () => clock.t });
+  for (let i = 0; i < 3; i++) log.emit(secretLadenEvent(i));
+  await log.flush();
+  await sink.checkpointIfDue();
+  let r = await verifyAuditFile(path, { publicKey, allowOpen: true });
+  assert.equal(r.checkpoints, 0, 'not due yet');
+  assert.equal(r.unsignedTail, 3);
+  clock.t += 61_000;
+  await sink.checkpointIfDue();
+  r = await verifyAuditFile(path, { publicKey, allowOpen: true });
+  assert.equal(r.checkpoints, 1);
+  assert.equal(r.unsignedTail, 0);
+  // A write after a long pause carries its own checkpoint.
+  clock.t += 120_000;
+  log.emit(secretLadenEvent(9));
+  await log.flush();
+  r = await verifyAuditFile(path, { publicKey, allowOpen: true });
+  assert.equal(r.checkpoints, 2);
+  assert.equal(r.unsignedTail, 0);
+  await log.close();
+  assert.equal((await verifyAuditFile(path, { publicKey })).ok, true);
+});

@@ -18,6 +18,8 @@ export interface FileAuditSinkOptions {
   key?: KeyObject;
   /** Checkpoint after this many records (default 1000). */
   everyRecords?: number;
+  /** Also checkpoint when records have waited this long without one (default 60 000 ms; 0: off). */
+  everyMs?: number;
   fsync?: boolean;
   now?: () => number;
   name?: string;
@@ -37,6 +39,10 @@ export class FileAuditSink implements AuditSink {
   private readonly key: KeyObject | undefined;
   private readonly keyId: string | undefined;
   private readonly everyRecords: number;
+  private readonly everyMs: number;
+  private lastCheckpointAt: number;
+  private timer: NodeJS.Timeout | undefined;
+  private serialTail: Promise<unknown> = Promise.resolve();
   private readonly fsync: boolean;
   private readonly now: () => number;
 
@@ -46,8 +52,17 @@ export class FileAuditSink implements AuditSink {
     this.key = options.key ?? (options.keyFile ? loadSigningKey(options.keyFile) : undefined);
     this.keyId = this.key ? keyIdOf(createPublicKey(this.key)) : undefined;
     this.everyRecords = Math.max(1, options.everyRecords ?? 1000);
+    this.everyMs = Math.max(0, options.everyMs ?? 60_000);
     this.fsync = options.fsync ?? false;
     this.now = options.now ?? Date.now;
+    this.lastCheckpointAt = this.now();
+  }
+
+  /** Appends never interleave: writes, timed checkpoints and close run one after another. */
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.serialTail.then(fn, fn);
+    this.serialTail = run.catch(() => undefined);
+    return run;
   }
 
   /** Open the file and recover the chain state from its last record. Idempotent. */
@@ -89,6 +104,10 @@ export class FileAuditSink implements AuditSink {
       }
       this.size = size;
       this.fh = fh;
+      if (this.everyMs > 0) {
+        this.timer = setInterval(() => void this.checkpointIfDue().catch(() => undefined), Math.min(this.everyMs, 60_000));
+        this.timer.unref();
+      }
     } catch (err) {
       await fh.close();
       throw err;
@@ -105,30 +124,45 @@ export class FileAuditSink implements AuditSink {
     return `${JSON.stringify(rec)}\n`;
   }
 
+  /** Body of the checkpoint about to be written; resets the counters it covers. */
   private checkpointBody(final: boolean): CheckpointBody {
-    const cp: CheckpointBody = { records: this.seq, time: new Date(this.now()).toISOString(), final };
+    this.sinceCheckpoint = 0;
+    this.lastCheckpointAt = this.now();
+    const cp: CheckpointBody = { records: this.seq, time: new Date(this.lastCheckpointAt).toISOString(), final };
     if (this.keyId) cp.keyId = this.keyId;
     return cp;
   }
 
   async write(events: readonly AuditEvent[]): Promise<void> {
     await this.open();
-    await this.append((emit) => {
-      for (const e of events) {
-        emit({ event: e as Record<string, unknown> });
-        this.sinceCheckpoint++;
-        if (this.sinceCheckpoint >= this.everyRecords) {
-          emit({ checkpoint: this.checkpointBody(false) });
-          this.sinceCheckpoint = 0;
+    await this.serial(() =>
+      this.append((emit) => {
+        for (const e of events) {
+          emit({ event: e as Record<string, unknown> });
+          this.sinceCheckpoint++;
+          if (this.sinceCheckpoint >= this.everyRecords) emit({ checkpoint: this.checkpointBody(false) });
         }
-      }
+        if (this.sinceCheckpoint > 0 && this.everyMs > 0 && this.now() - this.lastCheckpointAt >= this.everyMs) emit({ checkpoint: this.checkpointBody(false) });
+      }),
+    );
+  }
+
+  /**
+   * Seal records that have waited `everyMs` without a checkpoint (called by a timer, so a quiet
+   * gateway does not leave its last records unsigned for long).
+   */
+  checkpointIfDue(): Promise<void> {
+    return this.serial(async () => {
+      if (this.fh === undefined || this.sinceCheckpoint === 0 || this.everyMs === 0) return;
+      if (this.now() - this.lastCheckpointAt < this.everyMs) return;
+      await this.append((emit) => emit({ checkpoint: this.checkpointBody(false) }));
     });
   }
 
   /** Build lines with the chain state, write them in one append; on failure roll file and state back. */
   private async append(build: (emit: (body: { event?: Record<string, unknown>; checkpoint?: CheckpointBody }) => void) => void): Promise<void> {
     const fh = this.fh!;
-    const saved = { seq: this.seq, prevHash: this.prevHash, since: this.sinceCheckpoint };
+    const saved = { seq: this.seq, prevHash: this.prevHash, since: this.sinceCheckpoint, at: this.lastCheckpointAt };
     let text = '';
     build((body) => {
       text += this.line(body);
@@ -146,13 +180,20 @@ export class FileAuditSink implements AuditSink {
       this.seq = saved.seq;
       this.prevHash = saved.prevHash;
       this.sinceCheckpoint = saved.since;
+      this.lastCheckpointAt = saved.at;
       // Our own partial write is not evidence: cut it so the retry continues a whole chain.
       await fh.truncate(this.size).catch(() => undefined);
       throw err;
     }
   }
 
-  async close(): Promise<void> {
+  close(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    return this.serial(() => this.doClose());
+  }
+
+  private async doClose(): Promise<void> {
     if (this.opening === undefined) return;
     try {
       await this.opening;

@@ -40,6 +40,7 @@ export async function createAuditSinks(configs: readonly AuditSinkConfig[], opti
           path: path(c.path),
           keyFile: c.checkpoint.keyFile ? path(c.checkpoint.keyFile) : undefined,
           everyRecords: c.checkpoint.everyRecords,
+          everyMs: c.checkpoint.everySeconds * 1000,
           fsync: c.fsync,
           now: options.now,
         });
