@@ -198,7 +198,7 @@ export function createTokenVerifier(auth: AuthConfig, options: TokenVerifierOpti
   }
   const introspectors = [...issuers.values()].filter((r) => r.introspection);
 
-  function finish(token: string, vt: VerifiedToken, resource: string): VerifiedToken {
+  function finish(vt: VerifiedToken, resource: string): VerifiedToken {
     const t = now() / 1000;
     if (vt.expiresAt !== undefined && t > vt.expiresAt + skew) {
       cache.delete(vt.tokenHash);
@@ -207,7 +207,6 @@ export function createTokenVerifier(auth: AuthConfig, options: TokenVerifierOpti
     if (!vt.audiences.includes(resource) && !vt.audiences.some((a) => vt.extraAudiences.includes(a))) {
       throw new CredentialRejected(vt.audiences.length === 0 ? 'audience_missing' : 'audience_mismatch', 'token audience is not this resource');
     }
-    void token;
     return vt;
   }
 
@@ -228,6 +227,13 @@ export function createTokenVerifier(auth: AuthConfig, options: TokenVerifierOpti
     if (typeof header.crit !== 'undefined') throw new CredentialRejected('malformed', 'token uses unsupported critical header parameters');
     const iss = unverified.iss;
     const rt = typeof iss === 'string' ? issuers.get(iss) : undefined;
+    if (rt && !rt.getKey && rt.introspection) {
+      // An issuer trusted through introspection only: let it judge its own JWT.
+      const r = await introspectOne(rt, token, tokenHash);
+      if (!r) throw new CredentialRejected('token_inactive', 'token is not active');
+      cache.set(tokenHash, r.vt, r.cacheUntilMs);
+      return r.vt;
+    }
     if (!rt || !rt.getKey) throw new CredentialRejected('untrusted_issuer', 'token issuer is not trusted by this resource');
 
     let key: JWTVerifyGetKey | Uint8Array;
@@ -349,7 +355,7 @@ export function createTokenVerifier(auth: AuthConfig, options: TokenVerifierOpti
     if (token.split('.').length === 5) throw new CredentialRejected('malformed', 'encrypted (JWE) access tokens are not supported');
     if (looksLikeJwt(token)) {
       const vt = await verifyJwt(token, tokenHash);
-      if (vt.expiresAt !== undefined) cache.set(tokenHash, vt, vt.expiresAt * 1000);
+      if (vt.kind === 'jwt' && vt.expiresAt !== undefined) cache.set(tokenHash, vt, vt.expiresAt * 1000);
       return vt;
     }
     return verifyOpaque(token, tokenHash);
@@ -363,13 +369,13 @@ export function createTokenVerifier(auth: AuthConfig, options: TokenVerifierOpti
       if (token.length > auth.maxTokenBytes) throw new CredentialRejected('token_too_large', 'token is larger than this resource accepts');
       const tokenHash = sha256b64url(token);
       const hit = cache.get(tokenHash);
-      if (hit) return finish(token, hit, resource);
+      if (hit) return finish(hit, resource);
       let p = inflight.get(tokenHash);
       if (!p) {
         p = verifyUncached(token, tokenHash).finally(() => inflight.delete(tokenHash));
         inflight.set(tokenHash, p);
       }
-      return finish(token, await p, resource);
+      return finish(await p, resource);
     },
   };
 }

@@ -151,7 +151,6 @@ export async function startIssuer(): Promise<TestIssuer> {
 }
 
 /** Raw config input, loosely typed so tests can patch any field (it is validated by parseConfig). */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type RawConfig = Record<string, any>;
 
 /** A config with mounts `files` and `other`, trusting `issuer` by its JWKS URL. */

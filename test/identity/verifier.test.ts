@@ -103,6 +103,17 @@ test('introspection answer from another issuer is not accepted', async () => {
   await rejects(v.verify('opaque-refresh', RESOURCE), 'wrong_token_type');
 });
 
+test('an issuer trusted by introspection only judges its own JWTs', async () => {
+  const cfg = makeConfig(iss, (c) => {
+    delete c.auth.issuers[0].jwksUri;
+  });
+  const v = createTokenVerifier(cfg.auth, { env: { TEST_INTROSPECTION_SECRET: iss.clientSecret } });
+  const t = await iss.mint({ sub: 'jwt-by-introspection' });
+  await rejects(v.verify(t, RESOURCE), 'token_inactive');
+  iss.introspection.set(t, { active: true, iss: iss.url, aud: RESOURCE, sub: 'jwt-by-introspection', exp: Math.floor(Date.now() / 1000) + 60 });
+  assert.equal((await v.verify(t, RESOURCE)).kind, 'opaque');
+});
+
 test('JWKS unreachable: 503-class refusal, not invalid_token', async () => {
   const cfg = makeConfig(undefined, (c) => (c.auth.issuers = [{ issuer: iss.url, jwksUri: 'http://127.0.0.1:9/jwks' }]));
   await rejects(createTokenVerifier(cfg.auth).verify(await iss.mint(), RESOURCE), 'issuer_unavailable', true);
