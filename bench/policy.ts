@@ -117,7 +117,7 @@ async function stageBench(cfg: Config, toolName: string): Promise<number> {
   const session: SessionView = { id: 's', mount: 'notes', owner: undefined, protocolVersion: undefined, createdAt: 0, upstreamTools: async () => tools };
   const p = principal();
   const mount = { name: 'notes', config: cfg.servers.notes!, resource: 'https://gw.example/mcp/notes' };
-  const http = { method: 'POST', path: '/mcp/notes', query: '', headers: {}, remoteAddress: '10.1.2.3', secure: true, peerCertificate: undefined };
+  const http = { method: 'POST', path: '/mcp/notes', query: '', headers: {}, remoteAddress: '10.1.2.3', secure: true, peerCertificate: undefined, readBody: async () => Buffer.alloc(0) };
   const message = { jsonrpc: '2.0' as const, id: 1, method: 'tools/call', params: { name: toolName, arguments: {} } };
   return measureAsync(async () => {
     const ctx: RequestContext = { requestId: 'r', startedAt: 0, mount, http, session, message, principal: p, decisions: [], timings: {}, locals: {} };

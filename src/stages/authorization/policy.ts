@@ -11,7 +11,7 @@
  * onUpstreamMessage filters tools/list, resources/list, resources/templates/list and prompts/list
  * results with the same decision (items refused only for scopes stay listed).
  */
-import type { BastionError } from '../../errors.js';
+import { toWire, type BastionError } from '../../errors.js';
 import type { AuditLog } from '../../audit/types.js';
 import type { Config } from '../../config/schema.js';
 import type { MessageContext, RequestContext, Stage } from '../../pipeline/context.js';
@@ -61,6 +61,33 @@ const DENIED_EVENT: Record<PolicyAction, string> = {
   'resources/read': 'resource.read.denied',
   'prompts/get': 'prompt.get.denied',
 };
+
+const NOT_FOUND = /not found|unknown|does not exist|no such/i;
+
+/**
+ * The upstream's own "not found" answer to resources/read or prompts/get is replaced by the
+ * gateway's, so a hidden item and a missing one look the same whatever the upstream says
+ * (the MCP SDK answers a missing resource with -32602, the specification with -32002).
+ */
+function normalizeNotFound(ctx: MessageContext, msg: JsonRpcResponse): JsonRpcMessage {
+  const e = msg.error!;
+  const method = ctx.method;
+  if (method !== 'resources/read' && method !== 'prompts/get') return msg;
+  if (!(e.code === -32002 || (e.code === -32602 && NOT_FOUND.test(e.message)))) return msg;
+  const req = ctx.request?.message as { params?: Record<string, unknown> } | undefined;
+  const p = req?.params ?? {};
+  const err =
+    method === 'resources/read'
+      ? typeof p.uri === 'string'
+        ? resourceNotFoundError(p.uri, 'unknown')
+        : undefined
+      : typeof p.name === 'string'
+        ? promptNotFoundError(p.name, 'unknown')
+        : undefined;
+  if (err === undefined) return msg;
+  const wire = toWire(err, msg.id);
+  return { jsonrpc: '2.0', id: msg.id, error: wire.body.error };
+}
 
 export function policyStage(deps: PolicyStageDeps): Stage {
   const now = deps.now ?? Date.now;
@@ -173,7 +200,9 @@ export function policyStage(deps: PolicyStageDeps): Stage {
     },
 
     onUpstreamMessage(ctx: MessageContext, msg: JsonRpcMessage): JsonRpcMessage {
-      if (!isResponse(msg) || msg.result === undefined || ctx.method === undefined) return msg;
+      if (!isResponse(msg) || ctx.method === undefined) return msg;
+      if (msg.error !== undefined) return normalizeNotFound(ctx, msg);
+      if (msg.result === undefined) return msg;
       const list = LISTS[ctx.method];
       if (list === undefined) return msg;
       const principal = ctx.principal ?? ANONYMOUS;

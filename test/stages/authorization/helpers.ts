@@ -53,7 +53,7 @@ export function requestCtx(opts: {
     requestId: `req-${++seq}`,
     startedAt: 0,
     mount: { name: mount, config: opts.config.servers[mount]!, resource: `https://gw.example/mcp/${mount}` },
-    http: { method: 'POST', path: `/mcp/${mount}`, query: '', headers: {}, remoteAddress: opts.ip ?? '10.0.0.5', secure: true, peerCertificate: undefined },
+    http: { method: 'POST', path: `/mcp/${mount}`, query: '', headers: {}, remoteAddress: opts.ip ?? '10.0.0.5', secure: true, peerCertificate: undefined, readBody: async () => Buffer.alloc(0) },
     session: opts.session,
     message: opts.message,
     principal: opts.principal,

@@ -46,6 +46,8 @@ describe('authorization over HTTP with real tokens', () => {
             echo: { require: { sourceCidrs: ['127.0.0.0/8', '::1/128'] } },
           },
           defaultTool: 'deny',
+          defaultResource: 'allow',
+          resources: { 'notes://secret': { deny: { subjects: ['carol'] } } },
         },
       },
     } as ConfigInput;
@@ -82,6 +84,9 @@ describe('authorization over HTTP with real tokens', () => {
         const r = await post(url, { jsonrpc: '2.0', id: ++id, method: 'tools/list' }, headers);
         assert.equal(r.status, 200, r.text);
         return (r.json.result.tools as { name: string }[]).map((t) => t.name);
+      },
+      read(uri: string, callId = ++id) {
+        return post(url, { jsonrpc: '2.0', id: callId, method: 'resources/read', params: { uri } }, headers);
       },
       call(name: string, args: Record<string, unknown> = {}, callId = ++id) {
         return post(url, { jsonrpc: '2.0', id: callId, method: 'tools/call', params: { name, arguments: args } }, headers);
@@ -138,6 +143,18 @@ describe('authorization over HTTP with real tokens', () => {
     const denied = audit.events.filter((e) => e.type === 'tool.call.denied' && e.tool === 'delete_note' && (e.principal as { subject: string }).subject === 'alice');
     assert.equal(denied[0]!.policy, 'servers.notes.tools.delete_note.require.sourceCidrs');
     assert.equal(denied[0]!.reason, 'source_ip_not_allowed');
+  });
+
+  test('a hidden resource is answered as MCP "Resource not found" (-32002)', async () => {
+    const c = await client({ sub: 'carol', scope: 'notes:read' });
+    const hidden = await c.read('notes://secret', 5);
+    assert.equal(hidden.status, 200);
+    assert.deepEqual(hidden.json, { jsonrpc: '2.0', id: 5, error: { code: -32002, message: 'Resource not found', data: { uri: 'notes://secret' } } });
+    // Not hidden from another subject: the upstream answers (this demo server says -32603 for a
+    // missing note, which the gateway does not rewrite: only -32002 and -32602 "not found" are).
+    const other = await client({ sub: 'dave', scope: 'notes:read' });
+    const r = await other.read('notes://secret', 5);
+    assert.equal(r.json.error.code, -32603);
   });
 
   test('argument validation over HTTP: -32602 naming the argument and the rule', async () => {

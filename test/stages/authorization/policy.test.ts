@@ -247,3 +247,31 @@ test('malformed calls are refused with -32602', async () => {
   const ctx = requestCtx({ config: s.cfg, message: { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 5 } }, principal: principal(), session: s.session });
   await assert.rejects(Promise.resolve(s.stage.onRequest!(ctx)), (e: BastionError) => e.rpcCode === -32602);
 });
+
+test("the upstream's own not-found for resources and prompts is replaced by the gateway's (hidden == missing)", async () => {
+  const s = setup({ defaultResource: 'allow', defaultPrompt: 'allow', resources: { 'secret://*': { deny: { subjects: ['alice'] } } }, prompts: { hidden: { deny: { subjects: ['alice'] } } } });
+  const p = principal();
+  const viaUpstream = async (method: string, params: Record<string, unknown>, error: { code: number; message: string }) => {
+    const req = requestCtx({ config: s.cfg, message: { jsonrpc: '2.0', id: 5, method, params }, principal: p, session: s.session });
+    return s.stage.onUpstreamMessage!(messageCtx(req, method), { jsonrpc: '2.0', id: 5, error });
+  };
+  const viaPolicy = async (method: string, params: Record<string, unknown>) => {
+    const req = requestCtx({ config: s.cfg, message: { jsonrpc: '2.0', id: 5, method, params }, principal: p, session: s.session });
+    try {
+      await s.stage.onRequest!(req);
+      assert.fail('expected a refusal');
+    } catch (err) {
+      return toWire(err, 5).body;
+    }
+  };
+  // The SDK answers -32602 "Resource <uri> not found"; the gateway's hidden answer is -32002.
+  const missing = await viaUpstream('resources/read', { uri: 'secreu://a' }, { code: -32602, message: 'Resource secreu://a not found' });
+  const hidden = await viaPolicy('resources/read', { uri: 'secret://a' });
+  assert.equal(JSON.stringify(missing).replace('secreu', 'X'), JSON.stringify(hidden).replace('secret', 'X'));
+  const missingPrompt = await viaUpstream('prompts/get', { name: 'hiddem' }, { code: -32602, message: 'Prompt hiddem not found' });
+  const hiddenPrompt = await viaPolicy('prompts/get', { name: 'hidden' });
+  assert.equal(JSON.stringify(missingPrompt).replace('hiddem', 'X'), JSON.stringify(hiddenPrompt).replace('hidden', 'X'));
+  // Other upstream errors pass unchanged.
+  const other = { code: -32603, message: 'disk on fire' };
+  assert.deepEqual(((await viaUpstream('resources/read', { uri: 'x://a' }, other)) as JsonRpcResponse).error, other);
+});
