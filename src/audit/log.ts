@@ -16,7 +16,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { BastionError } from '../errors.js';
-import { scrub, summarize } from './redact.js';
+import { cleanForAudit } from './redact.js';
 import { isKnownEventType } from './events.js';
 import type { AuditEvent, AuditLog, AuditLogStats, AuditMetricsHooks, AuditQueuePolicy, AuditSink } from './types.js';
 
@@ -105,9 +105,12 @@ export function auditUnavailableError(): BastionError {
   );
 }
 
+/** Depth allows for envelope + args nesting; top-level event fields are few. */
+const EVENT_LIMITS = { maxString: 512, maxArray: 32, maxKeys: 64, maxDepth: 8 };
+
 /** Turn an emitted event into what sinks write: secrets scrubbed, large values summarized, id and time set. */
 export function prepareEvent(raw: AuditEvent, at: number): AuditEvent {
-  const clean = summarize(scrub(raw)) as AuditEvent;
+  const clean = cleanForAudit(raw, EVENT_LIMITS) as AuditEvent;
   const { type, time, outcome, ...rest } = clean;
   return {
     type: typeof type === 'string' ? type : 'unknown',

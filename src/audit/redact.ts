@@ -160,3 +160,53 @@ export function summarize(value: unknown, limits: SummarizeLimits = DEFAULT_SUMM
   if (entries.length > limits.maxKeys) out.$truncatedKeys = entries.length - limits.maxKeys;
   return out;
 }
+
+/**
+ * Scrub and summarize in one pass, cutting before scrubbing so a huge value costs no more than
+ * its summary: long strings are hashed (SHA-256 of the value as given) and only a short head is
+ * scrubbed and kept; long arrays and wide objects are cut before their items are visited.
+ * This is what the audit log applies to every event before any sink sees it.
+ */
+export function cleanForAudit(value: unknown, limits: SummarizeLimits = DEFAULT_SUMMARIZE, depth = 0, seen: WeakSet<object> = new WeakSet()): unknown {
+  if (typeof value === 'string') {
+    if (value.length <= limits.maxString) return scrubString(value);
+    return { $summary: 'string', length: value.length, sha256: sha256(value), head: scrubString(value.slice(0, 256)).slice(0, 64) };
+  }
+  if (value === null || typeof value !== 'object') {
+    if (typeof value === 'bigint') return value.toString();
+    if (typeof value === 'function' || typeof value === 'symbol') return undefined;
+    return value;
+  }
+  if (depth >= limits.maxDepth) return { $summary: 'depth' };
+  if (seen.has(value)) return '[cycle]';
+  seen.add(value);
+  try {
+    if (Array.isArray(value)) {
+      const items = value.slice(0, limits.maxArray).map((v) => cleanForAudit(v, limits, depth + 1, seen));
+      if (value.length > limits.maxArray) items.push({ $summary: 'truncated', length: value.length });
+      return items;
+    }
+    if (value instanceof Date) return Number.isNaN(value.getTime()) ? null : value.toISOString();
+    if (value instanceof Set) return cleanForAudit([...value], limits, depth, seen);
+    if (value instanceof Uint8Array) return { $summary: 'bytes', length: value.byteLength };
+    if (value instanceof Error) return { name: value.name, message: scrubString(value.message.slice(0, limits.maxString)) };
+    const src = value instanceof Map ? Object.fromEntries(value) : (value as Record<string, unknown>);
+    const out: Record<string, unknown> = {};
+    let n = 0;
+    let total = 0;
+    for (const k in src) {
+      if (!Object.prototype.hasOwnProperty.call(src, k)) continue;
+      total++;
+      if (n >= limits.maxKeys) continue;
+      const v = src[k];
+      if (v === undefined) continue;
+      n++;
+      const key = k.length > 128 ? `${k.slice(0, 128)}…` : k;
+      out[scrubString(key)] = isSecretKey(k) && v !== null && v !== '' ? REDACTED : cleanForAudit(v, limits, depth + 1, seen);
+    }
+    if (total > limits.maxKeys) out.$truncatedKeys = total - limits.maxKeys;
+    return out;
+  } finally {
+    seen.delete(value);
+  }
+}

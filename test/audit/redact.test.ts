@@ -54,3 +54,20 @@ test('stdout sink writes one JSON line per event, scrubbed', async () => {
   assert.deepEqual(lines.map((l) => JSON.parse(l).requestId), ['req-0', 'req-1', 'req-2', 'req-3', 'req-4']);
   assertNoSecrets(text, 'stdout');
 });
+
+test('cleanForAudit cuts before it scrubs: a huge argument costs its summary, and a secret at the head of a long string is still removed', async () => {
+  const { cleanForAudit } = await import('../../src/audit/redact.js');
+  const huge = {
+    arr: Array.from({ length: 200_000 }, (_, i) => ({ i, token: SECRETS.opaque })),
+    long: `Authorization: Bearer ${SECRETS.opaque} ${SECRETS.jwt} ${'x'.repeat(5_000_000)}`,
+    wide: Object.fromEntries(Array.from({ length: 10_000 }, (_, i) => [`k${i}`, SECRETS.aws])),
+  };
+  const out = cleanForAudit(huge) as Record<string, unknown>;
+  const text = JSON.stringify(out);
+  assert.ok(text.length < 20_000, `bounded: ${text.length}`);
+  assert.deepEqual((out.arr as unknown[]).at(-1), { $summary: 'truncated', length: 200_000 });
+  assert.equal((out.long as { length: number }).length, huge.long.length);
+  assert.match((out.long as { head: string }).head, /^Authorization: Bearer \[redacted\]/);
+  assert.equal((out.wide as Record<string, unknown>).$truncatedKeys, 10_000 - 64);
+  assertNoSecrets(text, 'cleanForAudit');
+});
