@@ -104,6 +104,17 @@ test('HTTPS with TLS 1.3 minimum by default; TLS 1.2 clients are refused', async
   }
 });
 
+test('minVersion TLSv1.2 and a cipher list are honoured', async () => {
+  const s = await serve(tlsConfig({ minVersion: 'TLSv1.2', ciphers: 'ECDHE-ECDSA-AES128-GCM-SHA256' }));
+  try {
+    const r = await get(s.port, { maxVersion: 'TLSv1.2' });
+    assert.equal(r.body['protocol'], 'TLSv1.2');
+  } finally {
+    await s.close();
+  }
+  assert.throws(() => createTlsManager(tlsConfig({ ciphers: 'NO-SUCH-CIPHER' }), { watch: false }));
+});
+
 test('hsts header value', () => {
   assert.equal(hstsHeaderValue({ enabled: true, maxAgeSeconds: 600, includeSubDomains: false, preload: true }), 'max-age=600; preload');
   assert.equal(hstsHeaderValue({ enabled: false, maxAgeSeconds: 600, includeSubDomains: true, preload: false }), undefined);

@@ -374,6 +374,19 @@ test('DPoP: a valid proof works; every broken proof is refused', async () => {
   await stage.onRequest!(makeCtx(config, { method: 'GET', headers: await h({ htm: 'GET' }) }));
 });
 
+test('DPoP with a client certificate: mtls+dpop, both bindings checked', async () => {
+  const { config, stage } = setup();
+  const client = await makeKey('ES256', 'client');
+  const jkt = await calculateJwkThumbprint(client.publicJwk);
+  const thumb = certificateThumbprint(new X509Certificate(readFileSync(pki.client1Cert)).raw);
+  const t = await iss.mint({ cnf: { jkt, 'x5t#S256': thumb }, iat: nowS(), exp: nowS() + 300 });
+  const headers = async () => ({ authorization: `DPoP ${t}`, dpop: await dpopProof(client, { ath: athOf(t) }) });
+  const ok = makeCtx(config, { headers: await headers(), peerCertificate: peerFromPem(pki.client1Cert) });
+  await stage.onRequest!(ok);
+  assert.equal(ok.principal!.authMethod, 'mtls+dpop');
+  await refused(stage, makeCtx(config, { headers: await headers(), peerCertificate: peerFromPem(pki.client2Cert) }), 401, /error="invalid_token"/, 'certificate_binding_mismatch');
+});
+
 test('DPoP-bound token as plain Bearer is refused; unbound token with the DPoP scheme is refused', async () => {
   const { config, stage } = setup();
   const client = await makeKey('ES256', 'client');
