@@ -114,6 +114,21 @@ test('a child over its open-files limit cannot open more', { skip: whichOnPath('
   assert.ok(Number(n) < 40, `opened ${n} files under a limit of 40`);
 });
 
+test('a child that uses up its CPU time is killed', { skip: whichOnPath('prlimit') ? false : 'prlimit (util-linux) is not installed' }, async () => {
+  const r = await run(buildChildSpawn(nodeChild('for(;;){}', { limits: { cpuSeconds: 1 } }), { gatewayEnv }));
+  assert.ok(r.signal === 'SIGKILL' || r.signal === 'SIGXCPU', `ended with code ${r.code}, signal ${r.signal}`);
+});
+
+test('a child over its memory limit cannot grow past it', { skip: whichOnPath('prlimit') ? false : 'prlimit (util-linux) is not installed' }, async () => {
+  // Each chunk is a distinct 16 MiB buffer kept alive: 24 of them are 384 MiB.
+  const script = "const k=[];for(let i=0;i<24;i++){k.push(Buffer.alloc(16*1024*1024,i))}process.stdout.write('grew to '+k.length*16+' MiB')";
+  const unlimited = await run(buildChildSpawn(nodeChild(script), { gatewayEnv }));
+  assert.equal(unlimited.stdout, 'grew to 384 MiB', 'control: without a limit the allocation succeeds');
+  const r = await run(buildChildSpawn(nodeChild(script, { limits: { memoryMb: 128 } }), { gatewayEnv }));
+  assert.notEqual(r.code, 0);
+  assert.equal(r.stdout, '');
+});
+
 const isRoot = process.getuid?.() === 0;
 test('uid/gid: the child runs as the configured user', { skip: isRoot ? false : 'switching users needs the test to run as root' }, async () => {
   const r = await run(buildChildSpawn(nodeChild('process.stdout.write(process.getuid()+":"+process.getgid())', { uid: 65534, gid: 65534 }), { gatewayEnv }));
