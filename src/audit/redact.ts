@@ -47,8 +47,9 @@ const SECRET_PATTERNS: ReadonlyArray<readonly [RegExp, string]> = [
   [/-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)/g, REDACTED],
   // JWT / JWS / JWE compact serialization (the header is base64url of '{"')
   [/\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{2,}(?:\.[A-Za-z0-9_-]*){1,3}/g, REDACTED],
-  // HTTP auth schemes followed by a credential
-  [/\b(Bearer|DPoP|Basic|Token)\s+[A-Za-z0-9._~+/=-]{8,}/gi, `$1 ${REDACTED}`],
+  // HTTP auth schemes followed by a credential (one with a digit or symbol, or a long run of
+  // letters), so prose such as "Bearer authentication required" stays readable
+  [/\b([Bb]earer|BEARER|DPoP|[Dd]pop|DPOP|[Bb]asic|BASIC)\s+(?:(?=[A-Za-z0-9._~+/=-]*[0-9._~+/=-])[A-Za-z0-9._~+/=-]{8,}|[A-Za-z]{20,})/g, `$1 ${REDACTED}`],
   // AWS access key id, GitHub, Slack, Stripe, OpenAI/Anthropic-style, Google API keys
   [/\b(?:AKIA|ASIA)[0-9A-Z]{16}\b/g, REDACTED],
   [/\bgh[pousr]_[A-Za-z0-9]{30,}\b/g, REDACTED],

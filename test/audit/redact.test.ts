@@ -71,3 +71,10 @@ test('cleanForAudit cuts before it scrubs: a huge argument costs its summary, an
   assert.equal((out.wide as Record<string, unknown>).$truncatedKeys, 10_000 - 64);
   assertNoSecrets(text, 'cleanForAudit');
 });
+
+test('prose about tokens stays readable: no false positives on ordinary words', () => {
+  const text = ['Token introspection failed', 'Bearer authentication required', 'the token expired', 'Basic auth is disabled', 'password reset requested', 'secret santa list'];
+  assert.deepEqual(scrub(text), text);
+  assert.equal(scrub('Authorization: bearer abcdefghijklmnopqrstuvwxyz'), `Authorization: bearer ${REDACTED}`);
+  assert.equal(scrub('DPoP Kz~8qAe-1'), `DPoP ${REDACTED}`);
+});
