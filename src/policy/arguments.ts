@@ -156,6 +156,7 @@ export class ArgumentValidator {
   private readonly byObject = new WeakMap<object, Map<string, Compiled>>();
   private readonly byHash = new Map<string, Compiled>();
   private readonly constraintCache = new Map<string, ValidateFunction>();
+  private readonly constraintByObject = new WeakMap<object, ValidateFunction>();
   private readonly maxCached: number;
   /** Schemas compiled so far (cache misses), for tests and metrics. */
   compiledCount = 0;
@@ -251,6 +252,14 @@ export class ArgumentValidator {
   }
 
   private constraintValidator(constraints: Readonly<Record<string, ArgumentConstraint>>): ValidateFunction {
+    const byObject = this.constraintByObject.get(constraints);
+    if (byObject !== undefined) return byObject;
+    const v = this.constraintByKey(constraints);
+    this.constraintByObject.set(constraints, v);
+    return v;
+  }
+
+  private constraintByKey(constraints: Readonly<Record<string, ArgumentConstraint>>): ValidateFunction {
     const key = JSON.stringify(constraints);
     let v = this.constraintCache.get(key);
     if (v === undefined) {
