@@ -276,7 +276,8 @@ export class MountPolicy {
     const requiredScopes = required ? [...new Set(required)] : EMPTY;
     if (missing !== undefined) {
       return {
-        outcome: this.stepUp === 'hide' ? 'hide' : 'step-up',
+        // Nobody to re-authorize without authentication: an anonymous caller cannot step up.
+        outcome: this.stepUp === 'hide' || principal.authMethod === 'none' ? 'hide' : 'step-up',
         policy: scopePolicy,
         reason: 'scope_missing',
         requiredScopes,

@@ -205,3 +205,10 @@ test('the scopes a mount names are listed (for scopes_supported)', () => {
   const p = compilePolicy(config({ notes: { ...notes, prompts: { x: { scopes: ['p:1'] } }, resources: { 'a://*': { scopes: ['r:1'] } } } })).forMount('notes');
   assert.deepEqual(p.scopes, ['notes:admin', 'notes:read', 'notes:write', 'p:1', 'r:1']);
 });
+
+test('an anonymous caller (authentication off) cannot step up: scope-only refusals hide', () => {
+  const p = compilePolicy(config({ notes })).forMount('notes');
+  const d = p.decide(principal({ authMethod: 'none', subject: 'anonymous' }), 'tools/call', 'read_note', ctx);
+  assert.equal(d.outcome, 'hide');
+  assert.equal(d.reason, 'scope_missing');
+});

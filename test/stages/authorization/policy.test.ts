@@ -152,7 +152,9 @@ test('auth off (no principal) is decided as anonymous', async () => {
   const s = setup({ defaultTool: 'allow', tools: { read_note: { scopes: ['notes:read'] }, write_note: { allow: { roles: ['editor'] } } } });
   assert.equal(await runCall(s, undefined, 'other'), undefined);
   assert.equal((await runCall(s, undefined, 'write_note'))?.code, 'ERR_BASTION_POLICY_TOOL_NOT_FOUND');
-  assert.deepEqual(await listed(s, undefined), ['read_note', 'delete_note', 'other']);
+  // read_note needs a scope: an anonymous caller cannot step up, so it is hidden.
+  assert.deepEqual(await listed(s, undefined), ['delete_note', 'other']);
+  assert.equal((await runCall(s, undefined, 'read_note'))?.code, 'ERR_BASTION_POLICY_TOOL_NOT_FOUND');
 });
 
 test('context rules: auth method, token age and source CIDR through the stage', async () => {
