@@ -48,6 +48,8 @@ export const COMMON_FIELDS: readonly EventField[] = [
   { name: 'mount', type: 'string', description: 'Upstream server name (`/mcp/NAME`).', ecs: 'service.target.name' },
   { name: 'clientIp', type: 'string', description: 'Client address as seen by the listener.', ecs: 'client.ip' },
   { name: 'principal', type: 'object', description: '`{subject, issuer, clientId?, authMethod, tokenId?}` of the caller. Never the token.', ecs: 'user.id = subject, user.domain = issuer' },
+  { name: 'traceId', type: 'string (32 hex)', description: 'W3C trace id from the client\'s `traceparent`, when it sent one (the OTLP sink then joins its trace).', ecs: 'trace.id' },
+  { name: 'parentSpanId', type: 'string (16 hex)', description: 'The client\'s span id from `traceparent`.', ecs: 'span.id (parent)' },
 ];
 
 const toolCallFields: EventField[] = [

@@ -7,14 +7,31 @@ import { performance } from 'node:perf_hooks';
 import type { RequestContext } from '../pipeline/context.js';
 import type { AuditEvent, AuditOutcome } from './types.js';
 
-/** Common fields: requestId, sessionId, mount, clientIp, principal (never the token). */
-export function requestAuditBase(ctx: RequestContext): Pick<AuditEvent, 'requestId' | 'sessionId' | 'mount' | 'clientIp' | 'principal'> {
-  const base: Pick<AuditEvent, 'requestId' | 'sessionId' | 'mount' | 'clientIp' | 'principal'> = {
+const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$/;
+
+/** W3C trace context of the request, when the client sent a valid `traceparent`. */
+export function traceContext(ctx: RequestContext): { traceId: string; parentSpanId: string } | undefined {
+  const h = ctx.http.headers.traceparent;
+  const m = typeof h === 'string' ? TRACEPARENT.exec(h.trim()) : null;
+  if (!m || /^0+$/.test(m[1]!) || /^0+$/.test(m[2]!)) return undefined;
+  return { traceId: m[1]!, parentSpanId: m[2]! };
+}
+
+type Base = Pick<AuditEvent, 'requestId' | 'sessionId' | 'mount' | 'clientIp' | 'principal'> & { traceId?: string; parentSpanId?: string };
+
+/** Common fields: requestId, sessionId, mount, clientIp, principal (never the token), trace context. */
+export function requestAuditBase(ctx: RequestContext): Base {
+  const base: Base = {
     requestId: ctx.requestId,
     sessionId: ctx.session?.id,
     mount: ctx.mount.name,
     clientIp: ctx.http.remoteAddress,
   };
+  const tc = traceContext(ctx);
+  if (tc) {
+    base.traceId = tc.traceId;
+    base.parentSpanId = tc.parentSpanId;
+  }
   const p = ctx.principal;
   if (p) base.principal = { subject: p.subject, issuer: p.issuer, clientId: p.clientId, authMethod: p.authMethod, tokenId: p.tokenId };
   return base;

@@ -134,6 +134,15 @@ test('OTLP/HTTP: logs with attributes, and one trace per request with a child sp
   await rx.close();
 });
 
+test('OTLP traces join the client trace when the event carries a W3C trace context', async () => {
+  const { toOtlpTraces } = await import('../../src/audit/sinks/otlp.js');
+  const t = toOtlpTraces([{ type: 'tool.call.completed', outcome: 'success', time: '2026-01-01T00:00:00.000Z', requestId: 'r', traceId: '4bf92f3577b34da6a3ce929d0e0e4736', parentSpanId: '00f067aa0ba902b7', durations: { a: 1, total: 1 } }], 'svc')!;
+  const spans = (t.resourceSpans[0] as { scopeSpans: Array<{ spans: Array<Record<string, unknown>> }> }).scopeSpans[0]!.spans;
+  assert.equal(spans[0]!.traceId, '4bf92f3577b34da6a3ce929d0e0e4736');
+  assert.equal(spans[0]!.parentSpanId, '00f067aa0ba902b7');
+  assert.equal(spans[1]!.parentSpanId, spans[0]!.spanId);
+});
+
 test('OTLP: a 400 is permanent (dropped and counted), later batches still flow', async () => {
   let n = 0;
   const rx = await receiver((_r, res) => {

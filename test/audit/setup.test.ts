@@ -22,7 +22,7 @@ function ctx(i: number, tool: string, args: unknown): RequestContext {
     requestId: `req-${i}`,
     startedAt: 0,
     mount: { name: 'files', config: {} as never, resource: 'http://gw/mcp/files' },
-    http: { method: 'POST', path: '/mcp/files', query: '', headers: { authorization: `Bearer ${SECRETS.jwt}` }, remoteAddress: '10.1.2.3', secure: false, peerCertificate: undefined } as never,
+    http: { method: 'POST', path: '/mcp/files', query: '', headers: { authorization: `Bearer ${SECRETS.jwt}`, traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' }, remoteAddress: '10.1.2.3', secure: false, peerCertificate: undefined } as never,
     session: { id: 'sess-9' } as never,
     message: { jsonrpc: '2.0', id: i, method: 'tools/call', params: { name: tool, arguments: args } } as never,
     principal: { ...ANONYMOUS, subject: 'alice', issuer: 'https://as', authMethod: 'bearer', tokenHash: 'th', tokenId: 'jti-1' },
@@ -72,6 +72,8 @@ test('from config: relative file path, signing key, stdout; 10,000 mixed events 
   assert.equal(sample.args.token, '[redacted]');
   assert.equal(sample.durations['identity.bearer-token'], 0.25);
   assert.equal(typeof sample.durations.total, 'number');
+  assert.equal(sample.traceId, '4bf92f3577b34da6a3ce929d0e0e4736', 'trace context from traceparent');
+  assert.equal(sample.parentSpanId, '00f067aa0ba902b7');
   assert.equal(stdout.trimEnd().split('\n').length, N);
   assertNoSecrets(readFileSync(file, 'utf8'), 'file from config');
   assertNoSecrets(stdout, 'stdout from config');

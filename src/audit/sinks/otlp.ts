@@ -142,9 +142,11 @@ export function toOtlpTraces(events: readonly AuditEvent[], serviceName: string)
     const start = end - total;
     const rootId = hexId(`span:${traceId}:root`, 8);
     const failed = e.outcome === 'failure' || e.outcome === 'denied';
+    const parent = typeof e.parentSpanId === 'string' && /^[0-9a-f]{16}$/.test(e.parentSpanId) && e.traceId === traceId ? e.parentSpanId : undefined;
     spans.push({
       traceId,
       spanId: rootId,
+      ...(parent ? { parentSpanId: parent } : {}),
       name: `${typeof e.method === 'string' ? e.method : e.type}${typeof e.tool === 'string' ? ` ${e.tool}` : ''}`,
       kind: 2,
       startTimeUnixNano: nanos(start),
