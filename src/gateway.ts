@@ -1,10 +1,107 @@
 /**
- * Build a gateway from a configuration: the state store, audit log, TLS and every layer's stages
- * as the configuration asks, then start it. The stage order itself lives in server.ts.
+ * Build a gateway from a configuration: the state store, the audit log and metrics, TLS, and
+ * every layer's stages as the configuration asks, then start it. The order of the stages is
+ * fixed by their phases (pipeline/phases.ts); within a phase, by the order listed here.
  */
 import type { LoadedConfig } from './config/load.js';
-import { startGateway, type Gateway, type GatewayOptions } from './server.js';
+import type { Config } from './config/schema.js';
+import { createLogger } from './logger.js';
+import { startGateway, type Gateway, type GatewayOptions, type StageEnv } from './server.js';
+import type { Stage } from './pipeline/context.js';
+import { MemoryStateStore } from './stores/memory.js';
+import type { StateStore } from './stores/types.js';
+import { createAuditFromConfig } from './audit/setup.js';
+import { auditGateStage } from './audit/gate.js';
+import { createMetrics, type Metrics } from './metrics/metrics.js';
+import { metricsRoute } from './metrics/route.js';
+import { createIdentityLayer } from './stages/identity/layer.js';
+import { loadPolicy } from './policy/load.js';
+import { policyStage } from './stages/authorization/policy.js';
+import { rateLimitStage } from './stages/authorization/rate-limit.js';
+import { argumentValidationStage } from './stages/application/argument-validation.js';
+import { ArgumentValidator } from './policy/arguments.js';
+import { toolIntegrityStageForConfig } from './stages/application/tool-integrity.js';
+import { outputSanitizerStage } from './stages/application/output-sanitizer.js';
 
-export async function startGatewayFromConfig(loaded: LoadedConfig, options: GatewayOptions = {}): Promise<Gateway> {
-  return startGateway(loaded, options);
+export interface FullGatewayOptions extends GatewayOptions {
+  /** Stream for `stdout` audit sinks (tests). */
+  auditStdout?: NodeJS.WritableStream;
+  /** Metrics registry holder (tests); default a new one. */
+  metrics?: Metrics;
+}
+
+export async function startGatewayFromConfig(loaded: LoadedConfig, options: FullGatewayOptions = {}): Promise<Gateway> {
+  const config = loaded.config as Config;
+  const logger = options.logger ?? createLogger(config.log.level);
+  const store: StateStore = options.store ?? new MemoryStateStore();
+  if (!store.shared) {
+    logger.info('state store: memory (not shared between replicas; use state.type redis when running several)');
+  }
+
+  const metrics = options.metrics ?? (config.metrics.enabled ? createMetrics() : undefined);
+  const audit =
+    options.audit ??
+    (await createAuditFromConfig(config.audit, {
+      baseDir: loaded.baseDir,
+      logger,
+      ...(metrics ? { metrics } : {}),
+      ...(options.auditStdout ? { stdout: options.auditStdout } : {}),
+    }));
+
+  const identity = createIdentityLayer(loaded);
+  for (const w of identity.warnings) logger.warn(w);
+
+  const policy = await loadPolicy(config, loaded.baseDir);
+  const validator = new ArgumentValidator();
+  const metricsRoutes = metrics && config.metrics.enabled ? metricsRoute(metrics, config.metrics.path) : undefined;
+
+  const stages = (env: StageEnv): Stage[] => [
+    // transport: fail closed when the audit trail cannot record (queue full under `block`)
+    auditGateStage(env.audit),
+    // identity: who is calling (identity.session is placed after it by server.ts)
+    identity.stage({ config: env.config, store: env.store, audit: env.audit, publicUrl: env.publicUrl }),
+    // authorization: what they may do, and how often
+    policyStage({ policy, audit: env.audit, config: env.config }),
+    rateLimitStage({ policy, store: env.store, audit: env.audit }),
+    // application: arguments, definitions, outputs
+    argumentValidationStage({ policy, audit: env.audit, validator }),
+    toolIntegrityStageForConfig(loaded, { store: env.store, audit: env.audit }),
+    outputSanitizerStage({ audit: env.audit, sanitize: config.sanitize }),
+  ];
+
+  let gw: Gateway;
+  try {
+    gw = await startGateway(loaded, {
+      ...options,
+      logger,
+      store,
+      audit,
+      ...(identity.tls ? { tls: identity.tls.serverOptions } : {}),
+      onServer: (server) => {
+        if (identity.tls && 'setSecureContext' in server) identity.tls.attach(server);
+        options.onServer?.(server);
+      },
+      responseHeaders: { ...identity.responseHeaders, ...options.responseHeaders },
+      ...(metrics ? { observe: (o) => metrics.observeRequest(o) } : {}),
+      stages: async (env) => [...stages(env), ...(options.stages ? await options.stages(env) : [])],
+      routes: async (req, res, path, env) => {
+        if (identity.routes(req, res, path, env)) return true;
+        if (metricsRoutes && (await metricsRoutes(req, res, path))) return true;
+        return options.routes ? options.routes(req, res, path, env) : false;
+      },
+    });
+  } catch (err) {
+    identity.close();
+    await audit.close();
+    throw err;
+  }
+  const close = gw.close;
+  return Object.assign(Object.create(Object.getPrototypeOf(gw) as object) as Gateway, gw, {
+    async close() {
+      await close();
+      identity.close();
+      await audit.close();
+      if (!options.store) await store.close();
+    },
+  });
 }

@@ -27,6 +27,7 @@ import { sessionStage } from './stages/identity/session.js';
 import { SessionRegistry } from './session/registry.js';
 import { MountHealth, Session } from './session/session.js';
 import { principalKey } from './identity/types.js';
+import { requestAuditBase, toolCallEvent } from './audit/request.js';
 import { StdioUpstream } from './upstream/stdio.js';
 import { HttpUpstream } from './upstream/http.js';
 import type { UpstreamConnection, UpstreamHandlers } from './upstream/types.js';
@@ -49,6 +50,10 @@ export interface GatewayOptions {
   tls?: https.ServerOptions;
   /** Extra response headers on every response (e.g. Strict-Transport-Security). */
   responseHeaders?: Record<string, string>;
+  /** Called with the created server before it listens (TLS reload and client-cert policy). */
+  onServer?: (server: http.Server | https.Server) => void;
+  /** Request observations for metrics (called once per MCP request, off nothing: keep it cheap). */
+  observe?: (o: { mount: string; method: string; tool: string | undefined; outcome: 'allowed' | 'denied' | 'error'; reason: string | undefined; durationMs: number }) => void;
   /** Extra routes (e.g. protected resource metadata, /metrics): return true when handled. */
   routes?: (req: IncomingMessage, res: ServerResponse, path: string, env: StageEnv) => boolean | Promise<boolean>;
 }
@@ -115,6 +120,7 @@ export async function startGateway(loaded: LoadedConfig, options: GatewayOptions
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 66_000;
   server.requestTimeout = 0; // SSE GET streams are long-lived; idle sessions are swept instead
+  options.onServer?.(server);
 
   const extraHeaders = options.responseHeaders ?? {};
   const hasExtraHeaders = Object.keys(extraHeaders).length > 0;
@@ -251,41 +257,51 @@ export async function startGateway(loaded: LoadedConfig, options: GatewayOptions
     let id: JsonRpcId = null;
     try {
       await pipeline!.runRequest(ctx);
+      applyStageHeaders(ctx, res);
       const msg = ctx.message;
       if (msg && isRequest(msg)) id = msg.id;
       await dispatch(ctx, msg, req, res);
     } catch (err) {
       if (!id && ctx.message && isRequest(ctx.message)) id = ctx.message.id;
+      applyStageHeaders(ctx, res);
       reject(ctx, err);
       writeError(res, err, id, ctx.session?.id);
     }
   }
 
+  /** Headers stages ask for on the response (e.g. a fresh DPoP-Nonce from identity). */
+  function applyStageHeaders(ctx: RequestContext, res: ServerResponse): void {
+    const idl = ctx.locals['identity.authenticate'] as { responseHeaders?: Record<string, string> } | undefined;
+    if (idl?.responseHeaders && !res.headersSent) for (const [k, v] of Object.entries(idl.responseHeaders)) res.setHeader(k, v);
+  }
+
+  /**
+   * Every refusal is on the record exactly once: stages that refuse (identity, policy, rate
+   * limits, argument validation) audit their own decision and record a `deny` in ctx.decisions;
+   * anything else refused here is audited now, as `tool.call.denied` for a tools/call and
+   * `request.rejected` otherwise.
+   */
   function reject(ctx: RequestContext, err: unknown): void {
     const e = err instanceof BastionError ? err : undefined;
     if (!e) logger.error({ err: String(err), mount: ctx.mount.name }, 'internal error while handling a request');
     const msg = ctx.message;
-    const event: AuditEvent = {
+    const method = msg && 'method' in msg ? msg.method : ctx.http.method;
+    const tool = method === 'tools/call' && msg && 'params' in msg ? (msg.params?.name as string | undefined) : undefined;
+    options.observe?.({ mount: ctx.mount.name, method, tool: typeof tool === 'string' ? tool : undefined, outcome: e && e.status < 500 ? 'denied' : 'error', reason: e?.reason ?? 'internal', durationMs: performance.now() - ctx.startedAt });
+    if (ctx.decisions.some((d) => d.outcome === 'deny')) return;
+    if (method === 'tools/call') {
+      audit.emit(toolCallEvent(ctx, { kind: 'denied', outcome: 'denied', reason: e?.reason ?? 'internal', error: e?.code ?? 'ERR_BASTION_INTERNAL' }));
+      return;
+    }
+    audit.emit({
       type: 'request.rejected',
       outcome: 'denied',
+      ...requestAuditBase(ctx),
       reason: e?.reason ?? 'internal',
       code: e?.code ?? 'ERR_BASTION_INTERNAL',
-      requestId: ctx.requestId,
-      sessionId: ctx.session?.id,
-      mount: ctx.mount.name,
-      clientIp: ctx.http.remoteAddress,
-      method: msg && 'method' in msg ? msg.method : ctx.http.method,
-    };
-    if (ctx.principal) {
-      event.principal = {
-        subject: ctx.principal.subject,
-        issuer: ctx.principal.issuer,
-        clientId: ctx.principal.clientId,
-        authMethod: ctx.principal.authMethod,
-        tokenId: ctx.principal.tokenId,
-      };
-    }
-    audit.emit(event);
+      status: e?.status ?? 500,
+      method,
+    });
   }
 
   async function dispatch(ctx: RequestContext, msg: JsonRpcMessage | undefined, req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -322,6 +338,7 @@ export async function startGateway(loaded: LoadedConfig, options: GatewayOptions
           logger,
           eventBufferSize: t.eventBufferSize,
           requestTimeoutMs: ctx.mount.config.requestTimeoutMs,
+          observe: options.observe,
           onEnd: (s, reason) => {
             registry.remove(s);
             audit.emit({ type: 'session.ended', outcome: 'info', reason, sessionId: s.id, mount: s.mount });
@@ -365,8 +382,9 @@ export async function startGateway(loaded: LoadedConfig, options: GatewayOptions
     const secure = sock.encrypted === true;
     let peer: HttpInfo['peerCertificate'];
     if (secure && sock.authorized) {
+      // Only a certificate the TLS layer verified against the configured CA counts.
       const c = sock.getPeerCertificate(false);
-      if (c && Object.keys(c).length > 0) peer = c;
+      if (c && Object.keys(c).length > 0 && c.raw) peer = c;
     }
     const http: HttpInfo = {
       method: req.method ?? 'GET',

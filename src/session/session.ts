@@ -22,6 +22,8 @@ import type { JsonRpcId, JsonRpcMessage, JsonRpcNotification, JsonRpcRequest, Js
 import { isRequest } from '../pipeline/messages.js';
 import type { Principal } from '../identity/types.js';
 import type { UpstreamCloseReason, UpstreamConnection, UpstreamHandlers } from '../upstream/types.js';
+import { performance } from 'node:perf_hooks';
+import { toolCallEvent } from '../audit/request.js';
 import { EventBuffer, parseEventId, SseStream } from './downstream-stream.js';
 import { SUPPORTED_PROTOCOL_VERSIONS } from './protocol.js';
 
@@ -82,6 +84,8 @@ export interface SessionDeps {
   eventBufferSize: number;
   requestTimeoutMs: number;
   onEnd: (session: Session, reason: string) => void;
+  /** Metrics hook, called once per answered request. */
+  observe?: ((o: { mount: string; method: string; tool: string | undefined; outcome: 'allowed' | 'denied' | 'error'; reason: string | undefined; durationMs: number }) => void) | undefined;
   now?: () => number;
 }
 
@@ -423,6 +427,7 @@ export class Session implements SessionView {
       out = toWire(err, downstreamId).body as JsonRpcResponse;
     }
     if (out === null) out = toWire(new BastionError('ERR_BASTION_SANITIZER_BLOCKED', 'The result was withheld by the gateway'), downstreamId).body as JsonRpcResponse;
+    this.record(ctx, method, out as JsonRpcResponse);
     const json = JSON.stringify(out);
     if (p?.stream) {
       p.stream.send(json);
@@ -436,12 +441,34 @@ export class Session implements SessionView {
     }
   }
 
+  /** One audit record per tools/call that reached the upstream, and a metrics observation per request. */
+  private record(ctx: RequestContext, method: string, out: JsonRpcResponse): void {
+    const failed = out.error !== undefined;
+    if (method === 'tools/call') {
+      const isError = !failed && (out.result as { isError?: unknown } | undefined)?.isError === true;
+      const reason = failed ? (out.error!.code === -32603 && /did not answer/.test(out.error!.message) ? 'timeout' : 'upstream_error') : undefined;
+      this.deps.audit.emit(
+        toolCallEvent(ctx, {
+          kind: 'completed',
+          outcome: failed ? 'failure' : 'success',
+          status: failed ? reason! : isError ? 'tool_error' : 'ok',
+          ...(failed ? { error: String(out.error!.code) } : {}),
+        }),
+      );
+    }
+    if (this.deps.observe) {
+      const tool = method === 'tools/call' ? ((ctx.message as JsonRpcRequest).params?.name as string | undefined) : undefined;
+      this.deps.observe({ mount: this.mount, method, tool, outcome: failed ? 'error' : 'allowed', reason: failed ? 'upstream_error' : undefined, durationMs: performance.now() - ctx.startedAt });
+    }
+  }
+
   private failPending(p: Pending, err: BastionError): void {
     const body = toWire(err, p.downstreamId).body as JsonRpcResponse;
     if (p.internal) {
       p.internal.resolve(body);
       return;
     }
+    this.record(p.ctx, p.method, body);
     this.byDownstream.delete(idKey(p.downstreamId));
     const json = JSON.stringify(body);
     if (p.stream) {

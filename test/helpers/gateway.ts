@@ -26,7 +26,7 @@ export const silentLogger = () => createLogger('silent');
 
 /** Start a gateway from an inline config (listen port 0) with every layer the config asks for. */
 export async function gateway(config: Omit<ConfigInput, 'listen'> & { listen?: ConfigInput['listen'] }, options: GatewayOptions & { bare?: boolean } = {}): Promise<Gateway> {
-  const loaded = parseConfig({ listen: { host: '127.0.0.1', port: 0 }, log: { level: 'silent' }, ...config }, '(test config)', ROOT);
+  const loaded = parseConfig({ listen: { host: '127.0.0.1', port: 0 }, log: { level: 'silent' }, audit: { sinks: [] }, ...config } as ConfigInput, '(test config)', ROOT);
   const opts = { logger: silentLogger(), ...options };
   return options.bare ? startGateway(loaded, opts) : startGatewayFromConfig(loaded, opts);
 }
