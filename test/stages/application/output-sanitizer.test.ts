@@ -1,4 +1,3 @@
-/* eslint-disable @typescript-eslint/no-explicit-any -- assertions read hand-built JSON-RPC payloads loosely */
 /**
  * application.output-sanitizer with hand-built contexts: every message kind a model may read,
  * each policy action, the output schema, the size cap, and the audit record (never the secret).
