@@ -20,6 +20,12 @@ import { lockfilePathFor, readLockfile, writeLockfile } from '../integrity/lockf
 import { coverageKey, privateKeyFromPem, publicKeyFromPem, signManifest, verifyManifest, type ManifestEntry } from '../integrity/manifest.js';
 import { DEFINITION_KINDS } from '../integrity/types.js';
 
+/** Where the command writes (tests replace it to capture output in-process). */
+export const io = {
+  out: (s: string): boolean => process.stdout.write(s),
+  err: (s: string): boolean => process.stderr.write(s),
+};
+
 async function readDefs(file: string): Promise<ManifestEntry[]> {
   const set = parseDefinitions(JSON.parse(await readFile(file, 'utf8')) as unknown);
   if (typeof set === 'string') throw new Error(`${file}: ${set}`);
@@ -62,10 +68,10 @@ export function register(program: Command): void {
       const kid = await calculateJwkThumbprint(await exportJWK(createPublicKey(key)));
       const jws = await signManifest({ server: opts.server, version: opts.manifestVersion, signer: opts.signer ?? kid, definitions }, key, kid);
       const out = opts.out ?? `${opts.server}.manifest.jws`;
-      if (out === '-') process.stdout.write(`${jws}\n`);
+      if (out === '-') io.out(`${jws}\n`);
       else {
         await writeFile(out, `${jws}\n`);
-        process.stdout.write(`signed ${definitions.length} definition(s) of ${opts.server} version ${opts.manifestVersion} → ${out}\n`);
+        io.out(`signed ${definitions.length} definition(s) of ${opts.server} version ${opts.manifestVersion} → ${out}\n`);
       }
     });
 
@@ -97,17 +103,17 @@ export function register(program: Command): void {
       if (pems.length === 0) throw new Error('no trusted keys: pass --key PUB.pem or --config with servers.NAME.integrity.trustedKeys');
       const r = await verifyManifest(await readFile(file, 'utf8'), { server: opts.server, trustedKeys: pems.map(publicKeyFromPem), minVersion });
       if (!r.ok) {
-        process.stderr.write(`manifest NOT valid (${r.failure}): ${r.message}\n`);
+        io.err(`manifest NOT valid (${r.failure}): ${r.message}\n`);
         process.exitCode = 1;
         return;
       }
-      process.stdout.write(`manifest valid: server ${r.manifest.server}, version ${r.manifest.version}, signer ${r.manifest.signer}, ${r.manifest.definitions.length} definition(s), issued ${r.manifest.issuedAt}\n`);
+      io.out(`manifest valid: server ${r.manifest.server}, version ${r.manifest.version}, signer ${r.manifest.signer}, ${r.manifest.definitions.length} definition(s), issued ${r.manifest.issuedAt}\n`);
       if (opts.from) {
         let uncovered = 0;
         for (const d of await readDefs(opts.from)) {
           const ok = r.covered.has(coverageKey(d.kind, d.name, d.hash));
           if (!ok) uncovered++;
-          process.stdout.write(`  ${ok ? 'covered    ' : 'NOT covered'} ${d.kind} ${d.name}\n`);
+          io.out(`  ${ok ? 'covered    ' : 'NOT covered'} ${d.kind} ${d.name}\n`);
         }
         if (uncovered > 0) process.exitCode = 1;
       }
@@ -117,7 +123,7 @@ export function register(program: Command): void {
         const s = (lock.servers[opts.server] ??= { pins: {} });
         s.manifestVersion = r.manifest.version;
         await writeLockfile(lockPath, lock);
-        process.stdout.write(`recorded manifest version ${r.manifest.version} in ${lockPath}\n`);
+        io.out(`recorded manifest version ${r.manifest.version} in ${lockPath}\n`);
       }
     });
 }

@@ -18,6 +18,12 @@ import { lockfilePathFor, readLockfile, withoutPins, withPins, writeLockfile } f
 import { scanDefinition } from '../integrity/scan.js';
 import { DEFINITION_KINDS, pinKey, type DefinitionKind, type Lockfile, type Pin, type RawDefinition } from '../integrity/types.js';
 
+/** Where the command writes (tests replace it to capture output in-process). */
+export const io = {
+  out: (s: string): boolean => process.stdout.write(s),
+  err: (s: string): boolean => process.stderr.write(s),
+};
+
 export interface PinContext {
   lockPath: string;
   servers: string[] | undefined;
@@ -30,7 +36,7 @@ export function pinContext(configFile: string): PinContext {
     const configured = (config as { integrity?: { lockfile?: string } }).integrity?.lockfile;
     return { lockPath: lockfilePathFor(configFile, configured), servers: Object.keys(config.servers) };
   } catch (err) {
-    process.stderr.write(`bastion pin: warning: ${(err as Error).message.split('\n')[0]} (using ${lockfilePathFor(configFile)})\n`);
+    io.err(`bastion pin: warning: ${(err as Error).message.split('\n')[0]} (using ${lockfilePathFor(configFile)})\n`);
     return { lockPath: lockfilePathFor(configFile), servers: undefined };
   }
 }
@@ -154,14 +160,14 @@ export function register(program: Command): void {
         for (const p of Object.values(s.pins)) rows.push({ server, ...p });
       }
       if (opts.json) {
-        process.stdout.write(`${JSON.stringify(rows.map(({ definition: _d, ...r }) => r), null, 2)}\n`);
+        io.out(`${JSON.stringify(rows.map(({ definition: _d, ...r }) => r), null, 2)}\n`);
         return;
       }
       if (rows.length === 0) {
-        process.stdout.write(`no pins in ${ctx.lockPath}\n`);
+        io.out(`no pins in ${ctx.lockPath}\n`);
         return;
       }
-      for (const r of rows) process.stdout.write(`${r.server}\t${r.kind}\t${r.name}\t${r.hash.slice(0, 19)}…\t${r.approvedAt}\t${r.approvedBy}\n`);
+      for (const r of rows) io.out(`${r.server}\t${r.kind}\t${r.name}\t${r.hash.slice(0, 19)}…\t${r.approvedAt}\t${r.approvedBy}\n`);
     });
 
   pin
@@ -178,15 +184,15 @@ export function register(program: Command): void {
       checkServer(ctx, opts.server);
       const entries = comparePins(await readLockfile(ctx.lockPath), opts.server, await readDefinitions(opts.from), names, opts.kind ? kindOf(opts.kind) : undefined);
       if (opts.json) {
-        process.stdout.write(`${JSON.stringify(entries, null, 2)}\n`);
+        io.out(`${JSON.stringify(entries, null, 2)}\n`);
         return;
       }
       for (const e of entries) {
-        process.stdout.write(`${e.status.toUpperCase().padEnd(8)} ${e.kind} ${e.name}\n`);
-        if (e.diff && e.status === 'changed') process.stdout.write(`${e.diff.replace(/^/gm, '    ')}\n`);
+        io.out(`${e.status.toUpperCase().padEnd(8)} ${e.kind} ${e.name}\n`);
+        if (e.diff && e.status === 'changed') io.out(`${e.diff.replace(/^/gm, '    ')}\n`);
       }
       const pending = entries.filter((e) => e.status === 'new' || e.status === 'changed').map((e) => e.name);
-      if (pending.length > 0) process.stdout.write(`\nto approve: bastion pin approve --config ${opts.config} --server ${opts.server} --from ${opts.from} ${pending.join(' ')}\n`);
+      if (pending.length > 0) io.out(`\nto approve: bastion pin approve --config ${opts.config} --server ${opts.server} --from ${opts.from} ${pending.join(' ')}\n`);
     });
 
   pin
@@ -212,8 +218,8 @@ export function register(program: Command): void {
         acceptFindings: opts.acceptFindings ?? false,
       });
       if (r.approved.length > 0) await writeLockfile(ctx.lockPath, r.lock);
-      for (const p of r.approved) process.stdout.write(`approved ${p.kind} ${p.name} ${p.hash}\n`);
-      for (const f of r.refused) process.stderr.write(`not approved: ${f.name}: ${f.why}\n`);
+      for (const p of r.approved) io.out(`approved ${p.kind} ${p.name} ${p.hash}\n`);
+      for (const f of r.refused) io.err(`not approved: ${f.name}: ${f.why}\n`);
       if (r.refused.length > 0) process.exitCode = 1;
     });
 
@@ -230,8 +236,8 @@ export function register(program: Command): void {
       const lock = await readLockfile(ctx.lockPath);
       const missing = names.filter((n) => !lock.servers[opts.server]?.pins[pinKey(kind, n)]);
       await writeLockfile(ctx.lockPath, withoutPins(lock, opts.server, names.map((name) => ({ kind, name }))));
-      for (const n of names) if (!missing.includes(n)) process.stdout.write(`revoked ${kind} ${n}\n`);
-      for (const n of missing) process.stderr.write(`not pinned: ${kind} ${n}\n`);
+      for (const n of names) if (!missing.includes(n)) io.out(`revoked ${kind} ${n}\n`);
+      for (const n of missing) io.err(`not pinned: ${kind} ${n}\n`);
       if (missing.length > 0) process.exitCode = 1;
     });
 }
