@@ -96,8 +96,12 @@ export class LoadGenerator {
   open(url: string, sessions: number, concurrency: number, headers: Record<string, string> = {}): Promise<void> {
     return this.call({ op: 'open', url, sessions, concurrency, headers });
   }
-  run(spec: RunSpec): Promise<RunResult> {
-    return this.call({ op: 'run', spec });
+  async run(spec: RunSpec): Promise<RunResult> {
+    const r = await this.call<RunResult>({ op: 'run', spec });
+    // IPC serializes NaN (no calls completed) as null: restore it.
+    for (const k of Object.keys(r.latencyMs) as Array<keyof RunResult['latencyMs']>) r.latencyMs[k] ??= NaN;
+    r.throughput ??= NaN;
+    return r;
   }
   close(): Promise<void> {
     return this.call({ op: 'close' });

@@ -10,7 +10,8 @@
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
+import { Agent, request } from 'node:http';
+import { BenchClient, PROTOCOL_VERSION } from './mcp-client.js';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { startIssuer } from './issuer.js';
@@ -119,6 +120,25 @@ async function gatewayMemory(p: Started, base: string): Promise<MemoryReading> {
     if (m) heap = Number(m[1]);
   }
   return { rssKb: rssKb(p.pid), childrenRssKb: childrenRss(p.pid), heapUsedBytes: heap };
+}
+
+/** HTTP status of an initialize sent without credentials. */
+async function unauthenticatedStatus(url: string): Promise<number> {
+  const agent = new Agent({ keepAlive: false });
+  try {
+    const r = await new BenchClient(new URL(url), agent).post(
+      JSON.stringify({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'initialize',
+        params: { protocolVersion: PROTOCOL_VERSION, capabilities: {}, clientInfo: { name: 'bench-probe', version: '1.0.0' } },
+      }),
+      1,
+    );
+    return r.status;
+  } finally {
+    agent.destroy();
+  }
 }
 
 /**
@@ -247,7 +267,7 @@ export const ROWS: RowDef[] = [
   {
     id: 'gateway-stdio-auth',
     label: 'mcp-bastion -> SDK (stdio), JWT',
-    describe: 'the stdio row with authentication on: an ES256 access token (jose) checked against a local JWKS issuer',
+    describe: 'the stdio row with authentication on: an ES256 access token (jose) checked against a local JWKS issuer, and a per-tool scope policy',
     needsGateway: true,
     flag: 'auth',
     async start(ctx) {
@@ -258,11 +278,23 @@ export const ROWS: RowDef[] = [
         const { gateway, url } = await startGateway(
           ctx,
           'gateway-stdio-auth',
-          { stdio: { command: process.execPath, args: nodeArgs(ctx, 'sdk-stdio-echo.mjs'), cwd: ctx.root }, auth: { required: true } },
+          {
+            stdio: { command: process.execPath, args: nodeArgs(ctx, 'sdk-stdio-echo.mjs'), cwd: ctx.root },
+            auth: { required: true },
+            // a policy lookup and a scope check per call: the tool needs the scope the token carries
+            tools: { echo: { scopes: ['mcp'] } },
+          },
           { publicUrl: base, auth: { issuers: [{ issuer: issuer.issuer, jwksUri: issuer.jwksUri }] } },
           port,
         );
         const token = await issuer.mint(url);
+        // The row means something only if authentication is enforced: check that a request
+        // without the token is refused before measuring the one with it.
+        const status = await unauthenticatedStatus(url);
+        if (status !== 401) {
+          await gateway.stop();
+          throw new Error(`the gateway answered HTTP ${status} to an initialize without a token (expected 401): authentication is not enforced, so this row would not measure it`);
+        }
         return {
           url,
           headers: { authorization: `Bearer ${token}` },
