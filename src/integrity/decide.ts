@@ -5,7 +5,7 @@
  * Order (first that applies):
  * 1. `requireSignedManifest` and no valid trusted manifest covers this hash → unsigned (held).
  * 2. The pin's hash equals the definition's hash → approved (a person approved this exact text,
- *    findings included).
+ *    findings included; a `tofu` pin does not cover findings: step 3 still applies to it).
  * 3. The scan verdict is `block` → blocked-by-scan (held), with the diff when a pin exists.
  * 4. A valid trusted manifest covers the hash → approved; pinned as `manifest:<signer>`.
  * 5. Mode `off` → approved, nothing pinned.
@@ -38,8 +38,11 @@ export function decide(input: DecisionInput): IntegrityDecision {
   if (input.manifest?.required && !input.manifest.covered) {
     return { status: 'unsigned', reason: 'no valid signed manifest from a trusted publisher covers this definition', findings };
   }
-  if (pin !== undefined && pin.hash === hash) return { status: 'approved', via: 'pin', findings };
-  const diff = pin !== undefined ? diffDefinitions(pin.definition, input.definition) : undefined;
+  // A person's approval covers the findings of that exact text; a first-sight (tofu) pin does
+  // not: when the rules (or the other servers' tools) later make the scan block it, it is held.
+  const tofuPin = pin?.approvedBy === 'tofu';
+  if (pin !== undefined && pin.hash === hash && !(tofuPin && input.scan?.verdict === 'block')) return { status: 'approved', via: 'pin', findings };
+  const diff = pin !== undefined && pin.hash !== hash ? diffDefinitions(pin.definition, input.definition) : undefined;
   if (input.scan?.verdict === 'block') {
     const rules = [...new Set(findings.filter((f) => f.severity === 'high' || f.severity === 'critical').map((f) => f.rule))];
     return { status: 'blocked-by-scan', reason: `the poisoning scan flagged it (${rules.join(', ')})`, diff, findings };

@@ -74,3 +74,10 @@ test('approve hint names the command', () => {
   assert.match(approveHint('files', 'tool', 'read_file'), /bastion pin approve --server files read_file/);
   assert.match(approveHint('files', 'prompt', 'p'), /--kind prompt p/);
 });
+
+test('a tofu pin does not cover scan findings; a person\'s pin does', () => {
+  const tofu = { ...pinOf(v1), approvedBy: 'tofu' };
+  assert.equal(decide(input(v1, { mode: 'tofu', pin: tofu, scan: block })).status, 'blocked-by-scan');
+  assert.equal(decide(input(v1, { mode: 'tofu', pin: tofu, scan: pass })).status, 'approved');
+  assert.equal(decide(input(v1, { mode: 'tofu', pin: pinOf(v1), scan: block })).status, 'approved');
+});
