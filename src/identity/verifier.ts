@@ -93,7 +93,13 @@ function normTyp(t: string): string {
 }
 
 async function fetchJson(f: typeof fetch, url: string, init: RequestInit, timeoutMs: number): Promise<{ status: number; body: unknown }> {
-  const res = await f(url, { ...init, redirect: 'error', signal: AbortSignal.timeout(timeoutMs) });
+  let res: Response;
+  try {
+    res = await f(url, { ...init, redirect: 'error', signal: AbortSignal.timeout(timeoutMs) });
+  } catch {
+    // One retry: a pooled keep-alive connection the server has just closed fails with ECONNRESET.
+    res = await f(url, { ...init, redirect: 'error', signal: AbortSignal.timeout(timeoutMs) });
+  }
   const text = await res.text();
   if (text.length > MAX_METADATA_BYTES) throw new Error('response too large');
   let body: unknown;
@@ -251,11 +257,19 @@ export function createTokenVerifier(auth: AuthConfig, options: TokenVerifierOpti
     };
     if (rt.cfg.typ) opts.typ = rt.cfg.typ;
     let payload: JWTPayload;
+    const attempt = async (): Promise<JWTPayload> =>
+      (typeof key === 'function' ? await jwtVerify(token, key, opts) : await jwtVerify(token, key, opts)).payload;
     try {
-      const r = typeof key === 'function' ? await jwtVerify(token, key, opts) : await jwtVerify(token, key, opts);
-      payload = r.payload;
+      payload = await attempt();
     } catch (err) {
-      throw mapJoseError(err);
+      const mapped = mapJoseError(err);
+      if (!mapped.unavailable) throw mapped;
+      // One retry when the JWKS fetch failed (e.g. a keep-alive connection closed under us).
+      try {
+        payload = await attempt();
+      } catch (err2) {
+        throw mapJoseError(err2);
+      }
     }
     // ID tokens and other JWT kinds are not access tokens (RFC 9068 §4, RFC 8725 §3.11).
     const typ = header.typ === undefined ? undefined : normTyp(header.typ);

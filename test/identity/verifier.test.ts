@@ -8,6 +8,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { createServer } from 'node:http';
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
 import { SignJWT } from 'jose';
 import { createTokenVerifier } from '../../src/identity/verifier.js';
 import { CredentialRejected } from '../../src/identity/util.js';
@@ -112,6 +115,29 @@ test('an issuer trusted by introspection only judges its own JWTs', async () => 
   await rejects(v.verify(t, RESOURCE), 'token_inactive');
   iss.introspection.set(t, { active: true, iss: iss.url, aud: RESOURCE, sub: 'jwt-by-introspection', exp: Math.floor(Date.now() / 1000) + 60 });
   assert.equal((await v.verify(t, RESOURCE)).kind, 'opaque');
+});
+
+test('a JWKS connection reset once is retried (stale keep-alive), not a 503', async () => {
+  let hits = 0;
+  const server = createServer((req, res) => {
+    hits++;
+    if (hits === 1) {
+      req.socket.destroy();
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: [iss.key.publicJwk] }));
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  try {
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/jwks`;
+    const cfg = makeConfig(undefined, (c) => (c.auth.issuers = [{ issuer: iss.url, jwksUri: url }]));
+    assert.equal((await createTokenVerifier(cfg.auth).verify(await iss.mint(), RESOURCE)).subject, 'user-1');
+    assert.equal(hits, 2);
+  } finally {
+    server.closeAllConnections();
+    server.close();
+  }
 });
 
 test('JWKS unreachable: 503-class refusal, not invalid_token', async () => {
