@@ -7,7 +7,9 @@ import { execFile } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Command } from 'commander';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
+import { register } from '../../src/cli/token.js';
 import { startDevAuthServer, type DevAuthServer } from '../../src/authserver/index.js';
 import { tempDir } from './helpers.js';
 
@@ -26,6 +28,24 @@ function bastion(args: string[], env: Record<string, string> = {}): Promise<{ co
       },
     );
   });
+}
+
+/** The same command in-process (fast): stdout captured, errors thrown. */
+async function inProcess(args: string[]): Promise<string> {
+  const program = new Command().exitOverride();
+  register(program);
+  let out = '';
+  const write = process.stdout.write.bind(process.stdout);
+  process.stdout.write = ((chunk: string | Uint8Array) => {
+    out += String(chunk);
+    return true;
+  }) as typeof process.stdout.write;
+  try {
+    await program.parseAsync(args, { from: 'user' });
+  } finally {
+    process.stdout.write = write;
+  }
+  return out;
 }
 
 describe('bastion token', () => {
@@ -69,28 +89,34 @@ describe('bastion token', () => {
   test('--json, a mount URL, a named mount, and the issuer from dev.json', async () => {
     const devJson = join(dir, 'dev.json');
     await writeFile(devJson, JSON.stringify({ issuer: as.issuer }));
-    const r = await bastion(['token', '--subject', 'alice', '--scope', 'files:read notes:read', '--mount', 'docs', '--state-dir', join(dir, 'authserver'), '--dev-json', devJson, '--json']);
-    assert.equal(r.code, 0, r.stderr);
-    const out = JSON.parse(r.stdout) as { access_token: string; expires_in: number; scope: string; resource: string };
+    const out = JSON.parse(
+      await inProcess(['token', '--subject', 'alice', '--scope', 'files:read notes:read', '--mount', 'docs', '--state-dir', join(dir, 'authserver'), '--dev-json', devJson, '--json']),
+    ) as { access_token: string; expires_in: number; scope: string; resource: string };
     assert.equal(out.resource, FILES);
     assert.equal(out.scope, 'files:read', 'scopes of other mounts are not granted');
     assert.equal(out.expires_in, 600);
-    const raw = await bastion(['token', '--subject', 'alice', '--scope', 'notes:read', '--mount', NOTES, '--state-dir', join(dir, 'authserver'), '--dev-json', devJson, '--raw']);
-    assert.equal(raw.code, 0, raw.stderr);
-    assert.equal(raw.stdout.trim().split('\n').length, 1);
+    const raw = await inProcess(['token', '--subject', 'alice', '--scope', 'notes:read', '--mount', NOTES, '--state-dir', join(dir, 'authserver'), '--dev-json', devJson, '--raw']);
+    assert.equal(raw.trim().split('\n').length, 1);
+    const { payload } = await jwtVerify(raw.trim(), createRemoteJWKSet(new URL(as.jwksUri)), { issuer: as.issuer, audience: NOTES });
+    assert.equal(payload.sub, 'alice');
   });
 
-  test('an unknown subject, an unknown mount, or a missing state folder fail with a message and no token', async () => {
+  test('an unknown subject fails as a process: non-zero exit, a message, no token', async () => {
     const unknownUser = await bastion(['token', '--subject', 'mallory', '--scope', 'notes:read', '--mount', 'notes', '--state-dir', join(dir, 'authserver'), '--dev-json', join(dir, 'none.json')]);
     assert.notEqual(unknownUser.code, 0);
     assert.match(unknownUser.stderr, /login_required.*"mallory" a dev user/);
     assert.equal(unknownUser.stdout, '');
-    const unknownMount = await bastion(['token', '--subject', 'alice', '--scope', 'notes:read', '--mount', 'nope', '--state-dir', join(dir, 'authserver'), '--dev-json', join(dir, 'none.json')]);
-    assert.notEqual(unknownMount.code, 0);
-    assert.match(unknownMount.stderr, /unknown mount "nope": use a mount URL or one of notes, docs/);
-    const noState = await bastion(['token', '--subject', 'alice', '--scope', 'notes:read', '--mount', 'notes', '--state-dir', join(dir, 'missing'), '--dev-json', join(dir, 'none.json')]);
-    assert.notEqual(noState.code, 0);
-    assert.match(noState.stderr, /start it with `bastion dev` first/);
+  });
+
+  test('an unknown mount or a missing state folder fail with a message saying what to do', async () => {
+    await assert.rejects(
+      inProcess(['token', '--subject', 'alice', '--scope', 'notes:read', '--mount', 'nope', '--state-dir', join(dir, 'authserver'), '--dev-json', join(dir, 'none.json')]),
+      /unknown mount "nope": use a mount URL or one of notes, docs/,
+    );
+    await assert.rejects(
+      inProcess(['token', '--subject', 'alice', '--scope', 'notes:read', '--mount', 'notes', '--state-dir', join(dir, 'missing'), '--dev-json', join(dir, 'none.json')]),
+      /start it with `bastion dev` first/,
+    );
   });
 
   test('a web page cannot start a bastion-cli sign-in: its requests must be pushed (PAR, authenticated)', async () => {
