@@ -14,7 +14,9 @@ import { loadPolicy } from '../../../src/policy/load.js';
 import { policyStage } from '../../../src/stages/authorization/policy.js';
 import { rateLimitStage } from '../../../src/stages/authorization/rate-limit.js';
 import { argumentValidationStage } from '../../../src/stages/application/argument-validation.js';
-import { demoStdio, post, rawSession, ROOT, silentLogger } from '../../helpers/gateway.js';
+import { resolve } from 'node:path';
+import { post, rawSession, ROOT, silentLogger } from '../../helpers/gateway.js';
+import { compileFixture } from '../../fixtures/compile-fixture.js';
 import { startIssuer, type TestIssuer } from '../../identity/fixtures.js';
 import { canonicalResource } from '../../../src/identity/resource.js';
 import { RecordingAudit } from './helpers.js';
@@ -36,7 +38,8 @@ describe('authorization over HTTP with real tokens', () => {
       auth: { issuers: [{ issuer: issuer.url, jwksUri: issuer.jwksUri }] },
       servers: {
         notes: {
-          stdio: demoStdio(),
+          // The demo notes server, transpiled once so each session's child starts with plain node.
+          stdio: { command: process.execPath, args: [compileFixture(resolve(ROOT, 'src/demo/notes-server.ts'))], cwd: ROOT },
           auth: { scopes: ['notes:read'] },
           tools: {
             list_notes: { scopes: ['notes:read'] },
