@@ -76,6 +76,12 @@ test('webhook: an unreachable receiver error names origin and path, never the qu
     assert.ok(!err.message.includes('query-secret'));
     return true;
   });
+  const otlp = new OtlpAuditSink({ endpoint: 'http://user:otlp-pass-123456@127.0.0.1:9/', timeoutMs: 1000 });
+  await assert.rejects(otlp.write([secretLadenEvent(1)]), (err: Error) => {
+    assert.match(err.message, /127\.0\.0\.1:9\/v1\/logs/);
+    assert.ok(!err.message.includes('otlp-pass'));
+    return true;
+  });
 });
 
 test('OTLP/HTTP: logs with attributes, and one trace per request with a child span per stage', async () => {

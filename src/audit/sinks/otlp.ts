@@ -178,12 +178,15 @@ export function toOtlpTraces(events: readonly AuditEvent[], serviceName: string)
 export class OtlpAuditSink implements AuditSink {
   readonly name: string;
   private readonly base: string;
+  /** The endpoint without credentials or query, for messages. */
+  private readonly shown: string;
   private readonly opts: OtlpAuditSinkOptions;
 
   constructor(options: OtlpAuditSinkOptions) {
     this.opts = options;
     this.base = options.endpoint.replace(/\/+$/, '');
     const u = new URL(this.base);
+    this.shown = `${u.origin}${u.pathname.replace(/\/+$/, '')}`;
     this.name = options.name ?? `otlp:${u.origin}`;
   }
 
@@ -197,16 +200,16 @@ export class OtlpAuditSink implements AuditSink {
         signal: AbortSignal.timeout(this.opts.timeoutMs ?? 10_000),
       });
     } catch (err) {
-      throw new Error(`OTLP export to ${this.base}${path} failed: ${err instanceof Error ? err.message : String(err)}`);
+      throw new Error(`OTLP export to ${this.shown}${path} failed: ${err instanceof Error ? err.message : String(err)}`);
     }
     await res.arrayBuffer().catch(() => undefined);
     if (res.ok) return;
     if (res.status === 400 || res.status === 413 || res.status === 415 || res.status === 422) {
-      throw new SinkRejectedError(`OTLP receiver ${this.base}${path} refused the batch with ${res.status} (the payload itself was refused; not retried)`);
+      throw new SinkRejectedError(`OTLP receiver ${this.shown}${path} refused the batch with ${res.status} (the payload itself was refused; not retried)`);
     }
     // 429/502/503/504 per the OTLP spec, and also 401/403/404/5xx: an audit trail keeps the batch
     // while an operator fixes credentials or the address.
-    throw new Error(`OTLP receiver ${this.base}${path} answered ${res.status}; will retry`);
+    throw new Error(`OTLP receiver ${this.shown}${path} answered ${res.status}; will retry`);
   }
 
   async write(events: readonly AuditEvent[]): Promise<void> {
