@@ -163,12 +163,17 @@ export function identityStage(deps: IdentityStageDeps): Stage {
     if (authz === undefined || authz.trim() === '') {
       const key = apiKeys.enabled ? header(h[apiKeys.header]) : undefined;
       if (key !== undefined) {
+        let p: Principal;
         try {
-          return apiKeys.verify(key);
+          p = apiKeys.verify(key);
         } catch (e) {
           if (isCredentialRejected(e)) throw invalidTokenError(m.target, e.reason, e.description);
           throw e;
         }
+        if (m.scopes.some((s) => !p.scopes.has(s))) {
+          throw insufficientScopeError(m.target.resourceMetadataUrl, p.scopes, m.scopes, { dpop: m.dpop, dpopAlgorithms: dpopCfg.algorithms });
+        }
+        return p;
       }
       if (cert && m.mtls === 'required') return principalFromCertificate(cert);
       throw missingCredentialsError(m.target);

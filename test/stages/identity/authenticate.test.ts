@@ -461,6 +461,15 @@ test('legacy API keys: disabled by default; when enabled, hashed, constant-time,
   assert.equal(ctx.principal!.subject, 'migration-bot');
   assert.equal(ctx.principal!.authMethod, 'api-key');
   await refused(on.stage, makeCtx(on.config, { headers: { 'x-api-key': `${key}x` } }), 401, INVALID, 'api_key_unknown');
+  // The mount's scopes apply to API keys too.
+  const scoped = setup((c) => {
+    c.servers.files.auth.scopes = ['mcp:read', 'files:admin'];
+    c.auth.apiKeys = {
+      enabled: true,
+      keys: [{ id: 'migration-bot', sha256: createHash('sha256').update(key).digest('hex'), expiresAt: new Date(clock + 86_400_000).toISOString(), scopes: ['mcp:read'] }],
+    };
+  });
+  await refused(scoped.stage, makeCtx(scoped.config, { headers: { 'x-api-key': key } }), 403, /error="insufficient_scope", error_description="[^"]+", scope="mcp:read files:admin"/);
   const saved = clock;
   try {
     clock += 2 * 86_400_000;
