@@ -105,6 +105,8 @@ export function policyStage(deps: PolicyStageDeps): Stage {
 
   function refuse(ctx: RequestContext, action: PolicyAction, target: string, d: Decision | undefined, reason: string, policyId: string, error: string): void {
     const key = action === 'resources/read' ? 'uri' : action === 'tools/call' ? 'tool' : 'prompt';
+    // The name comes from the client: bounded before it goes on the record.
+    if (target.length > 512) target = `${target.slice(0, 512)}…`;
     ctx.decisions.push({ stage: POLICY_STAGE, outcome: 'deny', reason, detail: { policy: policyId, [key]: target } });
     audit.emit({
       type: DENIED_EVENT[action],
