@@ -203,7 +203,7 @@ export const mountAuthSchema = z
       .describe('Require authentication. Default: true when an issuer or API key is configured, or mTLS is required.'),
     scopes: z.array(z.string().min(1)).default([]).describe('Scopes every request to this mount needs.'),
     dpop: z.enum(['required', 'optional']).default('optional').describe('`required`: only DPoP-bound tokens with a valid proof are accepted.'),
-    mtls: z.enum(['required', 'optional']).default('optional').describe('`required`: a verified client certificate is needed (it alone authenticates when no token is sent).'),
+    mtls: z.enum(['required', 'optional']).default('optional').describe('`required`: a verified client certificate is needed (it alone authenticates when no token is sent and the mount needs no scopes).'),
     allowUnauthenticated: z
       .boolean()
       .default(false)

@@ -175,7 +175,9 @@ export function identityStage(deps: IdentityStageDeps): Stage {
         }
         return p;
       }
-      if (cert && m.mtls === 'required') return principalFromCertificate(cert);
+      // A certificate alone authenticates on an mTLS-required mount, unless the mount needs
+      // scopes: those only come with a token.
+      if (cert && m.mtls === 'required' && m.scopes.length === 0) return principalFromCertificate(cert);
       throw missingCredentialsError(m.target);
     }
     const match = /^([A-Za-z]+) +(\S+)\s*$/.exec(authz);

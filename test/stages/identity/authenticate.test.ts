@@ -297,6 +297,7 @@ test('auth.required false gives ANONYMOUS; a mount requiring mTLS refuses withou
   const { config, stage } = setup((c) => {
     c.servers.other.auth = { required: false };
     c.servers.files.auth.mtls = 'required';
+    c.servers.files.auth.scopes = [];
     c.tls = { cert: pki.serverCert, key: pki.serverKey, clientCa: pki.caCert, requestClientCert: true };
   });
   const ctx = makeCtx(config, { mount: 'other' });
@@ -313,6 +314,13 @@ test('auth.required false gives ANONYMOUS; a mount requiring mTLS refuses withou
   await stage.onRequest!(certOnly);
   assert.equal(certOnly.principal!.authMethod, 'mtls');
   assert.equal(certOnly.principal!.subject, 'spiffe://example.org/ns/prod/sa/agent-two');
+  // With mount scopes, a certificate alone is not enough: scopes come only with a token.
+  const scoped = setup((c) => {
+    c.servers.files.auth.mtls = 'required';
+    c.servers.files.auth.scopes = ['mcp:read'];
+    c.tls = { cert: pki.serverCert, key: pki.serverKey, clientCa: pki.caCert, requestClientCert: true };
+  });
+  await refused(scoped.stage, makeCtx(scoped.config, { peerCertificate: peerFromPem(pki.client2Cert) }), 401, /^Bearer scope="mcp:read"/, 'no_credentials');
 });
 
 test('certificate-bound token: accepted with its certificate, refused with another or none', async () => {
