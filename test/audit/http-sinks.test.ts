@@ -166,3 +166,13 @@ test('OTLP: a 400 is permanent (dropped and counted), later batches still flow',
   await log.close();
   await rx.close();
 });
+
+test('webhook URL userinfo is sent as Basic authorization, never in the URL', async () => {
+  const rx = await receiver((_r, res) => res.writeHead(200).end());
+  const u = new URL(rx.url);
+  const sink = new WebhookAuditSink({ url: `http://hook:hook-pass-123456@${u.host}/in` });
+  await sink.write([secretLadenEvent(1)]);
+  assert.equal(rx.got[0]!.path, '/in');
+  assert.equal(rx.got[0]!.headers.authorization, `Basic ${Buffer.from('hook:hook-pass-123456').toString('base64')}`);
+  await rx.close();
+});

@@ -13,6 +13,7 @@
  */
 import { createHash } from 'node:crypto';
 import { SinkRejectedError } from '../log.js';
+import { safeMessage, sinkUrl } from './http-url.js';
 import type { AuditEvent, AuditSink } from '../types.js';
 
 export interface OtlpAuditSinkOptions {
@@ -181,13 +182,15 @@ export class OtlpAuditSink implements AuditSink {
   /** The endpoint without credentials or query, for messages. */
   private readonly shown: string;
   private readonly opts: OtlpAuditSinkOptions;
+  private readonly auth: string | undefined;
 
   constructor(options: OtlpAuditSinkOptions) {
     this.opts = options;
-    this.base = options.endpoint.replace(/\/+$/, '');
-    const u = new URL(this.base);
-    this.shown = `${u.origin}${u.pathname.replace(/\/+$/, '')}`;
-    this.name = options.name ?? `otlp:${u.origin}`;
+    const su = sinkUrl(options.endpoint);
+    this.base = su.url.replace(/\/+$/, '');
+    this.shown = su.shown.replace(/\/+$/, '');
+    this.auth = su.authorization;
+    this.name = options.name ?? `otlp:${new URL(su.url).origin}`;
   }
 
   private async post(path: string, body: unknown): Promise<void> {
@@ -195,12 +198,12 @@ export class OtlpAuditSink implements AuditSink {
     try {
       res = await fetch(`${this.base}${path}`, {
         method: 'POST',
-        headers: { ...this.opts.headers, 'content-type': 'application/json' },
+        headers: { ...(this.auth ? { authorization: this.auth } : {}), ...this.opts.headers, 'content-type': 'application/json' },
         body: JSON.stringify(body),
         signal: AbortSignal.timeout(this.opts.timeoutMs ?? 10_000),
       });
     } catch (err) {
-      throw new Error(`OTLP export to ${this.shown}${path} failed: ${err instanceof Error ? err.message : String(err)}`);
+      throw new Error(`OTLP export to ${this.shown}${path} failed: ${safeMessage(err, [this.opts.endpoint, `${this.base}${path}`], this.shown)}`);
     }
     await res.arrayBuffer().catch(() => undefined);
     if (res.ok) return;

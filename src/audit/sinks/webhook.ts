@@ -7,6 +7,7 @@
  */
 import { createHmac } from 'node:crypto';
 import { SinkRejectedError } from '../log.js';
+import { safeMessage, sinkUrl, type SinkUrl } from './http-url.js';
 import type { AuditEvent, AuditSink } from '../types.js';
 
 /** Statuses that say the payload itself is unacceptable: retrying cannot help. */
@@ -24,24 +25,25 @@ export class WebhookAuditSink implements AuditSink {
   readonly name: string;
   private readonly opts: WebhookAuditSinkOptions;
   private readonly target: string;
+  private readonly su: SinkUrl;
 
   constructor(options: WebhookAuditSinkOptions) {
     this.opts = options;
-    const u = new URL(options.url);
-    this.target = `${u.origin}${u.pathname}`;
+    this.su = sinkUrl(options.url);
+    this.target = this.su.shown;
     this.name = options.name ?? `webhook:${this.target}`;
   }
 
   async write(events: readonly AuditEvent[]): Promise<void> {
     const body = JSON.stringify({ events });
-    const headers: Record<string, string> = { ...this.opts.headers, 'content-type': 'application/json' };
+    const headers: Record<string, string> = { ...(this.su.authorization ? { authorization: this.su.authorization } : {}), ...this.opts.headers, 'content-type': 'application/json' };
     if (this.opts.secret) headers['x-bastion-signature'] = `sha256=${createHmac('sha256', this.opts.secret).update(body).digest('hex')}`;
     let res: Response;
     try {
-      res = await fetch(this.opts.url, { method: 'POST', headers, body, signal: AbortSignal.timeout(this.opts.timeoutMs ?? 10_000) });
+      res = await fetch(this.su.url, { method: 'POST', headers, body, signal: AbortSignal.timeout(this.opts.timeoutMs ?? 10_000) });
     } catch (err) {
       // The URL may carry a credential in its query: name only origin and path.
-      throw new Error(`webhook ${this.target} unreachable: ${err instanceof Error ? err.message : String(err)}`);
+      throw new Error(`webhook ${this.target} unreachable: ${safeMessage(err, [this.opts.url, this.su.url], this.target)}`);
     }
     await res.arrayBuffer().catch(() => undefined);
     if (res.ok) return;
