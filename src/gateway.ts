@@ -48,7 +48,12 @@ export async function startGatewayFromConfig(loaded: LoadedConfig, options: Full
       ...(options.auditStdout ? { stdout: options.auditStdout } : {}),
     }));
 
-  const identity = createIdentityLayer(loaded);
+  // Every scope the policy names for a mount is advertised in its resource metadata.
+  const policyScopes = (mount: string): string[] => {
+    const tools = (config.servers[mount] as { tools?: Record<string, { scopes?: string[] }> } | undefined)?.tools ?? {};
+    return [...new Set(Object.values(tools).flatMap((t) => t.scopes ?? []))];
+  };
+  const identity = createIdentityLayer(loaded, { extraScopes: policyScopes });
   for (const w of identity.warnings) logger.warn(w);
 
   const policy = await loadPolicy(config, loaded.baseDir);

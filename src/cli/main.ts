@@ -12,6 +12,7 @@ import { register as registerPin } from './pin.js';
 import { register as registerManifest } from './manifest.js';
 import { register as registerServe } from './serve.js';
 import { register as registerConfig } from './config.js';
+import { register as registerDev } from './dev.js';
 import { register as registerAudit } from './audit.js';
 
 type Register = (program: Command) => void;
@@ -19,6 +20,7 @@ type Register = (program: Command) => void;
 const COMMANDS: Register[] = [
   // commands register here, one line each
   registerServe,
+  registerDev,
   registerConfig,
   registerToken,
   registerScanTools,
