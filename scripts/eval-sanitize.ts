@@ -7,7 +7,11 @@
  *   (held-out goals, carriers and benign records). Injected records carry one of six attack
  *   templates; benign records are the 148 + 41 benign records (deduplicated).
  * - MCP tool-output attacks (MSB materialized samples with surface tool_output, mcp-scan /
- *   context-protector fixtures with surface tool_output): REPORT only.
+ *   context-protector fixtures with surface tool_output): REPORT only. Two rules
+ *   (injection.tool-coercion "use X tool", injection.fake-user-turn) and two phrases of
+ *   task-hijack-weak were added after reading misses in this set: it is not held out.
+ * - Benign tool descriptions (benign-tools/: reference servers and Docker's MCP catalog): REPORT
+ *   only, false positives only (descriptions are addressed to a model by design).
  * - gitleaks rule test strings: split by rule id (FNV-1a hash parity): even = TUNE, odd = REPORT.
  *   Strings labelled not_secret whose exact text is labelled secret under another rule are
  *   dropped from the look-alikes (contradictory labels).
@@ -124,6 +128,23 @@ if (existsSync(fixturesPath)) {
   for (const r of JSON.parse(readFileSync(fixturesPath, 'utf8')) as Record<string, unknown>[]) {
     if (r.surface !== 'tool_output') continue;
     samples.push({ text: String(r.output_text), positive: r.label === 'attack', split: 'report', group: `fixture:${String(r.category).slice(0, 40)}`, corpus: 'mcp-tool-outputs' });
+  }
+}
+
+// Benign tool descriptions (texts addressed to a model by design: "IMPORTANT", "You MUST",
+// "before calling…"): a harder false-positive set than tool outputs. REPORT only.
+const btDir = join(corpora, 'benign-tools');
+if (existsSync(btDir)) {
+  const files = [
+    ...readdirSync(btDir).filter((f) => f.endsWith('.json')).map((f) => join(btDir, f)),
+    ...(existsSync(join(btDir, 'docker-mcp-registry')) ? readdirSync(join(btDir, 'docker-mcp-registry')).filter((f) => f.endsWith('.json')).map((f) => join(btDir, 'docker-mcp-registry', f)) : []),
+  ];
+  for (const f of files) {
+    const doc = JSON.parse(readFileSync(f, 'utf8')) as { tools?: Array<{ description?: unknown }> };
+    for (const t of doc.tools ?? []) {
+      if (typeof t.description !== 'string' || t.description === '') continue;
+      samples.push({ text: t.description, positive: false, split: 'report', group: 'benign tool description', corpus: 'benign-tool-descriptions' });
+    }
   }
 }
 

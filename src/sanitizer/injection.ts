@@ -255,22 +255,23 @@ const CONFUSABLES: Record<string, string> = {
 const CONFUSABLE_RE = new RegExp(`[${Object.keys(CONFUSABLES).join('')}\\uFF01-\\uFF5E\\u3000]`, 'g');
 // eslint-disable-next-line no-control-regex
 const NON_ASCII = /[^\x00-\x7f]/;
-const ESCAPES_RE = /\\(?:u([0-9a-fA-F]{4})|[nrt"'/\\])/g;
+const SIMPLE_ESCAPES = /\\[nrt]/g;
+const QUOTE_ESCAPES = /\\(["'/\\])/g;
+const UNICODE_ESCAPES = /\\u([0-9a-fA-F]{4})/g;
 const MATH_ALNUM = /[\u{1D400}-\u{1D7FF}\u{1F130}-\u{1F189}]/u;
 
 /** Same-length view for detection: JSON escapes and look-alike letters folded. */
 export function detectionView(text: string): string {
   let v = text;
   if (v.includes('\\')) {
-    v = v.replace(ESCAPES_RE, (m: string, hex: string | undefined) => {
-      if (hex !== undefined) {
+    // String replacements (no callback) for the common escapes; \uXXXX only when present.
+    v = v.replace(SIMPLE_ESCAPES, '\n ').replace(QUOTE_ESCAPES, ' $1');
+    if (v.includes('\\u')) {
+      v = v.replace(UNICODE_ESCAPES, (_m: string, hex: string) => {
         const c = parseInt(hex, 16);
-        const ch = c >= 0x20 && c < 0x7f ? String.fromCharCode(c) : ' ';
-        return '     ' + ch;
-      }
-      const c = m[1]!;
-      return c === 'n' || c === 'r' || c === 't' ? '\n ' : ' ' + c;
-    });
+        return '     ' + (c >= 0x20 && c < 0x7f ? String.fromCharCode(c) : ' ');
+      });
+    }
   }
   if (NON_ASCII.test(v)) {
     v = v.replace(CONFUSABLE_RE, (c) => {

@@ -118,6 +118,8 @@ function highEntropyOk(name: string, value: string): boolean {
   if (!/[a-z]/.test(value) || !/[A-Z]/.test(value) || !/\d/.test(value)) return false;
   if ((value.match(/[/.]/g) ?? []).length > 2) return false;
   if (/^eyJ/.test(value)) return false;
+  // A dotted path of identifiers is code: `Ed25519.BlindKeySignatures`, `config.Values.Default`.
+  if (/^[A-Za-z_]\w*(?:\.[A-Za-z_]\w{2,})+$/.test(value)) return false;
   // Words glued in CamelCase are identifiers, not keys: `SponsoredProductsRemoteSearch`.
   if ((value.match(/[A-Z][a-z]{3,}/g) ?? []).length >= 3) return false;
   return entropy(value) >= 4.3;
