@@ -152,5 +152,40 @@ export function formatMemory(report: MemoryReport): string {
     }
   }
   out.push(table(['target', 'calls', 'RSS', 'children RSS', 'heap used', 'errors', 'note'], body, [false, true, true, true, true, true, false]));
+  out.push('', 'Growth between the first and the last checkpoint (bytes per call):');
+  for (const g of memoryGrowth(report)) {
+    const per = (v: number | null): string => (v === null ? 'n/a' : `${v >= 0 ? '+' : ''}${v.toFixed(0)} B`);
+    out.push(`  ${g.label}: ${g.fromCalls} -> ${g.toCalls} calls: RSS ${per(g.rssBytesPerCall)}, heap ${per(g.heapBytesPerCall)}`);
+  }
   return out.join('\n');
+}
+
+export interface MemoryGrowth {
+  id: string;
+  label: string;
+  fromCalls: number;
+  toCalls: number;
+  rssBytesPerCall: number | null;
+  heapBytesPerCall: number | null;
+}
+
+/** Per row, memory growth per call between the first checkpoint after warm-up and the last. */
+export function memoryGrowth(report: MemoryReport): MemoryGrowth[] {
+  const out: MemoryGrowth[] = [];
+  for (const row of report.rows) {
+    // readings[0] is after the 1,000 warm-up calls; compare the first checkpoint with the last
+    const a = row.readings[1];
+    const b = row.readings[row.readings.length - 1];
+    if (row.status !== 'ok' || !a || !b || a === b) continue;
+    const calls = b.calls - a.calls;
+    out.push({
+      id: row.id,
+      label: row.label,
+      fromCalls: a.calls,
+      toCalls: b.calls,
+      rssBytesPerCall: a.rssKb !== null && b.rssKb !== null ? ((b.rssKb - a.rssKb) * 1024) / calls : null,
+      heapBytesPerCall: a.heapUsedBytes !== null && b.heapUsedBytes !== null ? (b.heapUsedBytes - a.heapUsedBytes) / calls : null,
+    });
+  }
+  return out;
 }

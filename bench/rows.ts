@@ -116,7 +116,7 @@ async function gatewayMemory(p: Started, base: string): Promise<MemoryReading> {
   let heap: number | null = null;
   const text = await getJson(`${base}/metrics`);
   if (typeof text === 'string') {
-    const m = /^nodejs_heap_size_used_bytes(?:\{[^}]*\})?\s+([0-9.e+]+)/m.exec(text);
+    const m = /^(?:[a-z]+_)?nodejs_heap_size_used_bytes(?:\{[^}]*\})?\s+([0-9.e+]+)/m.exec(text);
     if (m) heap = Number(m[1]);
   }
   return { rssKb: rssKb(p.pid), childrenRssKb: childrenRss(p.pid), heapUsedBytes: heap };
@@ -168,6 +168,9 @@ export async function startGateway(
   });
   return { gateway, url: `${base}/mcp/echo`, base };
 }
+
+/** Tools are denied unless listed (policy `defaultTool: deny`): the gateway rows list `echo`. */
+const ALLOW_ECHO = { echo: {} };
 
 export const ROWS: RowDef[] = [
   {
@@ -228,7 +231,7 @@ export const ROWS: RowDef[] = [
     async start(ctx) {
       const sdk = await startSdkEcho(ctx);
       try {
-        const { gateway, url, base } = await startGateway(ctx, 'gateway-http', { http: { url: `http://127.0.0.1:${sdk.port}/mcp` } });
+        const { gateway, url, base } = await startGateway(ctx, 'gateway-http', { http: { url: `http://127.0.0.1:${sdk.port}/mcp` }, tools: ALLOW_ECHO });
         return {
           url,
           processes: [
@@ -255,6 +258,7 @@ export const ROWS: RowDef[] = [
     async start(ctx) {
       const { gateway, url, base } = await startGateway(ctx, 'gateway-stdio', {
         stdio: { command: process.execPath, args: nodeArgs(ctx, 'sdk-stdio-echo.mjs'), cwd: ctx.root },
+        tools: ALLOW_ECHO,
       });
       return {
         url,

@@ -7,7 +7,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, runBench, runMemory } from './harness.js';
-import { formatBench, formatMemory, ratios } from './report.js';
+import { formatBench, formatMemory, memoryGrowth, ratios } from './report.js';
 import { ROWS } from './rows.js';
 
 const HELP = `usage: npm run bench -- [options]
@@ -77,7 +77,7 @@ async function main(): Promise<void> {
       log,
     });
     console.log(formatMemory(report));
-    json = report;
+    json = { ...report, growth: memoryGrowth(report) };
   } else {
     const calls = args.get('calls');
     const report = await runBench({
