@@ -7,14 +7,15 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { existsSync } from 'node:fs';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { startSpyUpstream, type SpyUpstream } from '../fixtures/spy-upstream.js';
+import { parseConfig } from '../../src/config/load.js';
+import { startGateway, type Gateway } from '../../src/server.js';
+import { identityStage } from '../../src/stages/identity/authenticate.js';
+import type { TokenVerifier } from '../../src/identity/verifier.js';
+import { createLogger } from '../../src/logger.js';
 
-const SERVER_MODULE = new URL('../../src/server.ts', import.meta.url).pathname;
-const IDENTITY_MODULE = new URL('../../src/stages/identity/authenticate.ts', import.meta.url).pathname;
-const gatewayMissing = existsSync(SERVER_MODULE) ? false : 'the gateway core (src/server.ts) is not in the tree yet';
 
 const CLIENT_TOKEN = 'client-access-token-must-never-reach-upstream';
 const DPOP_PROOF = 'eyJhbGciOiJFUzI1NiJ9.client-dpop-proof.sig';
@@ -22,19 +23,13 @@ const COOKIE = 'sid=client-cookie-value';
 const API_KEY = 'upstream-api-key-1234567890';
 const CLIENT_SECRET = 'gateway-client-secret-abcdef';
 
-interface GatewayHandle {
-  url: string;
-  close(): Promise<void>;
-}
-
 let spy: SpyUpstream;
 let as: Server;
 let tokenUrl = '';
 const asForms: URLSearchParams[] = [];
-let gateway: GatewayHandle | undefined;
+let gateway: Gateway | undefined;
 
 before(async () => {
-  if (gatewayMissing) return;
   spy = await startSpyUpstream();
   as = createServer((req, res) => {
     let raw = '';
@@ -55,10 +50,7 @@ before(async () => {
   await new Promise<void>((r) => as.listen(0, '127.0.0.1', r));
   tokenUrl = `http://127.0.0.1:${(as.address() as AddressInfo).port}/token`;
 
-  const { startGateway } = (await import(SERVER_MODULE)) as { startGateway: (loaded: unknown, options?: unknown) => Promise<GatewayHandle> };
-  const { identityStage } = (await import(IDENTITY_MODULE)) as { identityStage: (deps: unknown) => unknown };
-  const { parseConfig } = await import('../../src/config/load.js');
-  const open = { defaultTool: 'allow', defaultResource: 'allow', defaultPrompt: 'allow' };
+  const open = { defaultTool: 'allow', defaultResource: 'allow', defaultPrompt: 'allow' } as const;
   const clientSecret = { env: 'PASSTHROUGH_TEST_CLIENT_SECRET' };
   process.env.PASSTHROUGH_TEST_CLIENT_SECRET = CLIENT_SECRET;
   process.env.PASSTHROUGH_TEST_API_KEY = API_KEY;
@@ -75,19 +67,20 @@ before(async () => {
         ...open,
       },
     },
-  }) as { config: unknown };
+  });
   // A verifier that accepts exactly CLIENT_TOKEN for any mount (the identity layer has its own tests).
-  const verifier = {
+  const verifier: TokenVerifier = {
     verify: async (token: string, resource: string) => {
       if (token !== CLIENT_TOKEN) throw new Error('unknown token');
       return {
-        kind: 'opaque', issuer: 'https://as.test', claims: { sub: 'alice' }, audiences: [resource], extraAudiences: [], scopes: [],
+        kind: 'opaque' as const, issuer: 'https://as.test', claims: { sub: 'alice' }, audiences: [resource], extraAudiences: [], scopes: [],
         subject: 'alice', clientId: 'client', tokenId: undefined, expiresAt: undefined, issuedAt: undefined, jkt: undefined, x5t: undefined, tokenHash: 'h',
       };
     },
   };
   gateway = await startGateway(loaded, {
-    stages: (env: { config: unknown; store: unknown; audit: unknown }) => [identityStage({ config: env.config, store: env.store, audit: env.audit, verifier })],
+    logger: createLogger('silent'),
+    stages: (env) => [identityStage({ config: env.config, store: env.store, audit: env.audit, verifier })],
   });
 });
 
@@ -124,7 +117,7 @@ function assertNoClientCredentials(label: string, downstreamSession: string | un
   }
 }
 
-test('no credentials configured: nothing of the client reaches the upstream, and no Authorization at all', { skip: gatewayMissing }, async () => {
+test('no credentials configured: nothing of the client reaches the upstream, and no Authorization at all', async () => {
   spy.requests.length = 0;
   const { seen, downstreamSession } = await callThrough('plain');
   assertNoClientCredentials('plain', downstreamSession);
@@ -132,7 +125,7 @@ test('no credentials configured: nothing of the client reaches the upstream, and
   for (const r of spy.requests) assert.equal(r.headers.authorization, undefined);
 });
 
-test('header credential: the upstream gets its API key, not the client token', { skip: gatewayMissing }, async () => {
+test('header credential: the upstream gets its API key, not the client token', async () => {
   spy.requests.length = 0;
   const { seen, downstreamSession } = await callThrough('header');
   assertNoClientCredentials('header', downstreamSession);
@@ -140,7 +133,7 @@ test('header credential: the upstream gets its API key, not the client token', {
   for (const r of spy.requests) assert.equal(r.headers['x-api-key'], API_KEY, `${r.method} ${r.rpc.join(',')} lacks the API key`);
 });
 
-test("client_credentials: the upstream gets the gateway's own token", { skip: gatewayMissing }, async () => {
+test("client_credentials: the upstream gets the gateway's own token", async () => {
   spy.requests.length = 0;
   const { seen, downstreamSession } = await callThrough('cc');
   assertNoClientCredentials('cc', downstreamSession);
@@ -152,7 +145,7 @@ test("client_credentials: the upstream gets the gateway's own token", { skip: ga
 // token, but the identity stage does not set it yet; until that wiring lands the exchange has no
 // subject and the call fails closed (upstream credentials unavailable) instead of passing through.
 const txPending = "the identity stage does not yet leave the verified token in ctx.locals['identity.token'] for the upstream connector";
-test("token exchange: the client's verified token is exchanged; only the exchanged token reaches the upstream", { skip: gatewayMissing, todo: gatewayMissing ? false : txPending }, async () => {
+test("token exchange: the client's verified token is exchanged; only the exchanged token reaches the upstream", { todo: txPending }, async () => {
   spy.requests.length = 0;
   asForms.length = 0;
   const { seen, downstreamSession } = await callThrough('tx');
