@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { dirname, resolve } from 'node:path';
 import { parseConfig } from '../../../src/config/load.js';
 import { startGateway, type Gateway } from '../../../src/server.js';
+import { startGatewayFromConfig } from '../../../src/gateway.js';
 import { createIdentityLayer, type IdentityLayer } from '../../../src/stages/identity/layer.js';
 import { certificateThumbprint } from '../../../src/identity/certificate.js';
 import { MemoryStateStore } from '../../../src/stores/memory.js';
@@ -123,5 +124,81 @@ describe('mTLS through the gateway', () => {
     } finally {
       other.cleanup();
     }
+  });
+});
+
+describe('mTLS through startGatewayFromConfig (TLS manager attached to the server)', () => {
+  let spy: SpyUpstream;
+  let pki: TestPki;
+  let gw: Gateway;
+
+  before(async () => {
+    spy = await startSpyUpstream();
+    pki = makePki();
+    const loaded = parseConfig(
+      {
+        listen: { host: '127.0.0.1', port: 0 },
+        log: { level: 'silent' },
+        servers: { certs: { http: { url: spy.url }, auth: { mtls: 'required' } } },
+        tls: { cert: pki.serverCert, key: pki.serverKey, clientCa: pki.caCert, crl: pki.crl, requestClientCert: true, reloadIntervalMs: 100 },
+      },
+      '(e2e)',
+      ROOT,
+    );
+    gw = await startGatewayFromConfig(loaded, { logger: createLogger('silent'), audit: memoryAudit(), store: new MemoryStateStore() });
+  });
+  after(async () => {
+    await gw?.close();
+    await spy?.close();
+    pki?.cleanup();
+  });
+
+  function status(cert: { cert: string; key: string } | undefined): Promise<number> {
+    const u = new URL(`${gw.url}/mcp/certs`);
+    return new Promise((resolveP) => {
+      const req = request(
+        {
+          host: u.hostname,
+          port: u.port,
+          path: u.pathname,
+          method: 'POST',
+          headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+          ca: readFileSync(pki.caCert),
+          ...(cert ? { cert: readFileSync(cert.cert), key: readFileSync(cert.key) } : {}),
+          agent: false,
+        },
+        (res) => {
+          res.resume();
+          res.on('end', () => resolveP(res.statusCode!));
+        },
+      );
+      req.on('error', () => resolveP(0)); // connection refused or closed by the server
+      req.end(INIT);
+    });
+  }
+
+  test('a certificate from an unknown CA gets its connection closed (not downgraded to anonymous)', async () => {
+    const other = makePki();
+    try {
+      assert.equal(await status({ cert: other.client1Cert, key: other.client1Key }), 0);
+      assert.equal(await status(undefined), 401);
+      assert.equal(await status({ cert: pki.client1Cert, key: pki.client1Key }), 200);
+    } finally {
+      other.cleanup();
+    }
+  });
+
+  test('a client certificate revoked while the gateway runs is refused on a later connection', async () => {
+    const c2 = { cert: pki.client2Cert, key: pki.client2Key };
+    assert.equal(await status(c2), 200);
+    pki.revoke(pki.client2Cert);
+    // The CRL file is polled (100 ms here); bounded wait for the new CRL to be in force.
+    let s = 200;
+    for (let i = 0; i < 100 && s !== 0; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      s = await status(c2);
+    }
+    assert.equal(s, 0, 'revoked certificate refused');
+    assert.equal(await status({ cert: pki.client1Cert, key: pki.client1Key }), 200, 'other certificates still work');
   });
 });
