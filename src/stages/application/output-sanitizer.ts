@@ -189,8 +189,8 @@ export function outputSanitizerStage(deps: OutputSanitizerDeps): Stage {
 
     // 2. structuredContent against the tool's outputSchema (what the upstream sent).
     const findings: Finding[] = [];
+    let schema: Obj | undefined;
     if (kind === 'tool-result' && policy.outputSchema !== 'off' && tool !== undefined && isObj(out.result)) {
-      let schema: Obj | undefined;
       let lookupFailed = false;
       try {
         const def = (await ctx.session.upstreamTools()).get(tool);
@@ -244,6 +244,21 @@ export function outputSanitizerStage(deps: OutputSanitizerDeps): Stage {
         break;
     }
     findings.push(...sink.findings);
+
+    // Redaction or markers can make structuredContent break its schema (a pattern, a maxLength):
+    // the client would reject it, so say so here instead.
+    if (schema !== undefined && policy.outputSchema === 'enforce' && sink.changed && isObj(out.result) && !sink.block) {
+      const after = checkOutputSchema(schema, out.result);
+      if (!after.ok) {
+        const f: Finding = { rule: 'schema.invalid-after-sanitizing', kind: 'schema', severity: 'medium', message: after.message, evidence: after.message };
+        return blocked(
+          'ERR_BASTION_SANITIZER_BLOCKED',
+          `after redacting or marking its content, structuredContent no longer conforms to the tool's outputSchema (${after.message})`,
+          tally([...findings, f]),
+          'output_schema_after_sanitizing',
+        );
+      }
+    }
 
     // 4. Exact size cap on the sanitized payload.
     let truncatedBytes = 0;

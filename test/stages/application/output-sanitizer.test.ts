@@ -250,3 +250,11 @@ test('a secret straddling the cut point never survives (cap runs before redactio
   const r = await run(ctx('tools/call', { tool: 'f' }), toolResult([{ type: 'text', text }]), { maxOutputBytes: 3100 });
   assert.ok(!r.text.includes(SECRET.slice(0, 12)));
 });
+
+test('structuredContent that redaction makes break its outputSchema is withheld with a reason (the client would reject it)', async () => {
+  const def = { name: 'code', outputSchema: { type: 'object', properties: { code: { type: 'string', pattern: '^[A-Za-z0-9_]+$' } }, required: ['code'] } };
+  const r = await run(ctx('tools/call', { tool: 'code', tools: [def] }), toolResult([], { structuredContent: { code: SECRET } }));
+  assert.ok(isBastionError(r.error) && r.error.code === 'ERR_BASTION_SANITIZER_BLOCKED');
+  assert.match((r.error as Error).message, /no longer conforms to the tool's outputSchema/);
+  assert.ok(!(r.error as Error).message.includes(SECRET));
+});
