@@ -3,9 +3,9 @@
  * redaction, then the policy's action. Pure: same input and policy, same output.
  *
  * Annotate wraps each suspicious span (widened to its line, neighbouring spans merged) in
- * `⟦bastion:untrusted …⟧ … ⟦/bastion:untrusted⟧`. The bracket characters are reserved: any that
- * arrive from upstream are replaced by ASCII brackets first, so an upstream cannot forge or close
- * a marker.
+ * `⟦bastion:untrusted …⟧ … ⟦/bastion:untrusted⟧`. Markers are reserved: a `⟦bastion` or
+ * `⟦/bastion` arriving from upstream has its bracket replaced by `[` first, so an upstream cannot
+ * forge, close or imitate one (other uses of ⟦ ⟧ are left alone).
  */
 import { processHidden } from './hidden.js';
 import { detectInjection } from './injection.js';
@@ -14,7 +14,8 @@ import { SEVERITY_RANK, type Finding, type SanitizePolicy, type TextResult } fro
 
 export const MARKER_OPEN = '⟦bastion:untrusted';
 export const MARKER_CLOSE = '⟦/bastion:untrusted⟧';
-const RESERVED = /[⟦⟧]/g;
+/** An upstream's own `⟦bastion…` / `⟦/bastion…` would forge or close a marker: neutralized. */
+const RESERVED = /⟦(?=\s*\/?\s*bastion)/gi;
 const MAX_WIDEN = 300;
 const MERGE_GAP = 200;
 
@@ -72,7 +73,7 @@ export function sanitizeText(input: string, policy: SanitizePolicy): TextResult 
   // Injection.
   let injections: Finding[] = [];
   if (policy.injection !== 'off') {
-    if (text.includes('⟦') || text.includes('⟧')) text = text.replace(RESERVED, (c) => (c === '⟦' ? '[' : ']'));
+    if (text.includes('⟦')) text = text.replace(RESERVED, '[');
     injections = detectInjection(text);
     if (hidden.smuggled.length > 0) {
       const inner = detectInjection(hidden.smuggled).filter((f) => f.severity !== 'low');
