@@ -24,7 +24,7 @@ import { buildOriginPolicy, originStage } from './stages/transport/origin.js';
 import { httpShapeStage } from './stages/transport/http-shape.js';
 import { bodyStage } from './stages/transport/body.js';
 import { sessionStage } from './stages/identity/session.js';
-import { SessionRegistry } from './session/registry.js';
+import { SessionRegistry, type SharedSessionRecord } from './session/registry.js';
 import { MountHealth, Session } from './session/session.js';
 import { principalKey } from './identity/types.js';
 import { requestAuditBase, toolCallEvent } from './audit/request.js';
@@ -33,6 +33,13 @@ import { HttpUpstream } from './upstream/http.js';
 import type { UpstreamConnection, UpstreamHandlers } from './upstream/types.js';
 import { buildChildSpawn } from './upstream/child-process.js';
 import { createCredentials } from './upstream/credentials.js';
+
+/** Session end reasons that must not end the session on other replicas. */
+const SHUTDOWN = 'gateway shutting down';
+const REPLICA_ENDED = 'ended on another replica';
+const IDLE = 'idle timeout';
+/** With a shared registry, these end only this replica's copy (the shared record expires by TTL). */
+const LOCAL_ONLY_ENDS = new Set([SHUTDOWN, REPLICA_ENDED, IDLE]);
 
 /** Largest single message accepted from an upstream (a line on stdio, a body or SSE event on HTTP). */
 export const MAX_UPSTREAM_MESSAGE_BYTES = 16 * 1024 * 1024;
@@ -109,7 +116,7 @@ export async function startGateway(loaded: LoadedConfig, options: GatewayOptions
     );
   }
 
-  const registry = new SessionRegistry(t.maxSessions);
+  const registry = new SessionRegistry(t.maxSessions, store.shared ? { store, ttlMs: t.sessionIdleTimeoutMs } : undefined);
   const health = new Map<string, MountHealth>();
   const agents = new Map<string, http.Agent>();
   let pipeline: Pipeline | undefined;
@@ -171,18 +178,27 @@ export async function startGateway(loaded: LoadedConfig, options: GatewayOptions
       httpShapeStage({ maxBodyBytes: t.maxBodyBytes }),
       bodyStage({ maxBodyBytes: t.maxBodyBytes }),
       ...layered,
-      sessionStage(registry),
+      sessionStage(registry, (ctx, id, rec) => {
+        const s = newSession(ctx, id, rec);
+        registry.adopt(s);
+        return s;
+      }),
     ]);
   } catch (err) {
     server.close();
     throw err;
   }
 
+  await registry.start((id) => {
+    const s = registry.get(id);
+    if (s) void s.close(REPLICA_ENDED);
+  });
+
   const sweeper = setInterval(() => {
     const now = Date.now();
     for (const s of registry.all()) {
       s.sweep(now);
-      if (s.inFlight === 0 && now - s.lastSeen > t.sessionIdleTimeoutMs) void s.close('idle timeout');
+      if (s.inFlight === 0 && now - s.lastSeen > t.sessionIdleTimeoutMs) void s.close(IDLE);
     }
   }, 1000);
   sweeper.unref();
@@ -325,25 +341,7 @@ export async function startGateway(loaded: LoadedConfig, options: GatewayOptions
         if (registry.size >= registry.max) {
           throw new BastionError('ERR_BASTION_SESSION_LIMIT', 'Too many sessions on this gateway; retry later', { headers: { 'retry-after': '5' } });
         }
-        const owner = ctx.principal && ctx.principal.authMethod !== 'none' ? principalKey(ctx.principal) : undefined;
-        const session = new Session({
-          id: SessionRegistry.newId(),
-          mount: ctx.mount,
-          principal: ctx.principal,
-          owner,
-          pipeline: pipeline!,
-          health: health.get(ctx.mount.name)!,
-          connect: connectors.get(ctx.mount.name)!,
-          audit,
-          logger,
-          eventBufferSize: t.eventBufferSize,
-          requestTimeoutMs: ctx.mount.config.requestTimeoutMs,
-          observe: options.observe,
-          onEnd: (s, reason) => {
-            registry.remove(s);
-            audit.emit({ type: 'session.ended', outcome: 'info', reason, sessionId: s.id, mount: s.mount });
-          },
-        });
+        const session = newSession(ctx, SessionRegistry.newId(), undefined);
         ctx.session = session;
         try {
           await session.initialize(ctx, msg, res);
@@ -375,6 +373,28 @@ export async function startGateway(loaded: LoadedConfig, options: GatewayOptions
     else await s.notify(ctx, msg);
     res.writeHead(202, { 'content-length': 0 });
     res.end();
+  }
+
+  function newSession(ctx: RequestContext, id: string, restored: SharedSessionRecord | undefined): Session {
+    return new Session({
+      id,
+      mount: ctx.mount,
+      principal: ctx.principal,
+      owner: restored ? restored.owner : ctx.principal && ctx.principal.authMethod !== 'none' ? principalKey(ctx.principal) : undefined,
+      pipeline: pipeline!,
+      health: health.get(ctx.mount.name)!,
+      connect: connectors.get(ctx.mount.name)!,
+      audit,
+      logger,
+      eventBufferSize: t.eventBufferSize,
+      requestTimeoutMs: ctx.mount.config.requestTimeoutMs,
+      observe: options.observe,
+      restored,
+      onEnd: (s, reason) => {
+        registry.remove(s, !LOCAL_ONLY_ENDS.has(reason));
+        audit.emit({ type: 'session.ended', outcome: 'info', reason, sessionId: s.id, mount: s.mount });
+      },
+    });
   }
 
   function newContext(req: IncomingMessage, mount: MountRuntime, path: string, query: string): RequestContext {
@@ -417,7 +437,8 @@ export async function startGateway(loaded: LoadedConfig, options: GatewayOptions
     server.closeIdleConnections();
     const deadline = Date.now() + t.shutdownGraceMs;
     while (registry.inFlight() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
-    await Promise.all([...registry.all()].map((s) => s.close('gateway shutting down')));
+    await Promise.all([...registry.all()].map((s) => s.close(SHUTDOWN)));
+    await registry.stop();
     clearInterval(sweeper);
     server.closeAllConnections();
     for (const a of agents.values()) a.destroy();

@@ -84,6 +84,11 @@ export interface SessionDeps {
   eventBufferSize: number;
   requestTimeoutMs: number;
   onEnd: (session: Session, reason: string) => void;
+  /**
+   * A session created on another replica (shared registry): its handshake is replayed to a new
+   * upstream connection on first use, as after a restart.
+   */
+  restored?: { initParams: Record<string, unknown>; protocolVersion: string; createdAt: number } | undefined;
   /** Metrics hook, called once per answered request. */
   observe?: ((o: { mount: string; method: string; tool: string | undefined; outcome: 'allowed' | 'denied' | 'error'; reason: string | undefined; durationMs: number }) => void) | undefined;
   now?: () => number;
@@ -120,9 +125,20 @@ export class Session implements SessionView {
     this.mount = deps.mount.name;
     this.owner = deps.owner;
     this.now = deps.now ?? Date.now;
-    this.createdAt = this.now();
-    this.lastSeen = this.createdAt;
+    this.createdAt = deps.restored?.createdAt ?? this.now();
+    this.lastSeen = this.now();
     this.buffer = new EventBuffer(deps.eventBufferSize);
+    if (deps.restored) {
+      this.initParams = deps.restored.initParams;
+      this.protocolVersion = deps.restored.protocolVersion;
+      this.initialized = Promise.resolve();
+    }
+  }
+
+  /** What another replica needs to serve this session (no secrets: the client's init params). */
+  snapshot(): { mount: string; owner: string | undefined; initParams: Record<string, unknown>; protocolVersion: string; createdAt: number } | undefined {
+    if (this.initParams === undefined || this.protocolVersion === undefined) return undefined;
+    return { mount: this.mount, owner: this.owner, initParams: this.initParams, protocolVersion: this.protocolVersion, createdAt: this.createdAt };
   }
 
   get inFlight(): number {

@@ -5,15 +5,19 @@
  * id never authorizes anything by itself).
  */
 import { BastionError } from '../../errors.js';
-import type { Stage } from '../../pipeline/context.js';
+import type { RequestContext, Stage } from '../../pipeline/context.js';
 import { principalKey } from '../../identity/types.js';
-import type { SessionRegistry } from '../../session/registry.js';
+import type { SessionRegistry, SharedSessionRecord } from '../../session/registry.js';
+import type { Session } from '../../session/session.js';
 
-export function sessionStage(registry: SessionRegistry): Stage {
+/** Builds a local Session for a record another replica created. */
+export type SessionRestorer = (ctx: RequestContext, id: string, record: SharedSessionRecord) => Session;
+
+export function sessionStage(registry: SessionRegistry, restore?: SessionRestorer): Stage {
   return {
     name: 'identity.session',
     phase: 'identity',
-    onRequest(ctx) {
+    onRequest(ctx): void | Promise<void> {
       const raw = ctx.http.headers['mcp-session-id'];
       const isInitialize = ctx.message !== undefined && 'method' in ctx.message && ctx.message.method === 'initialize';
       if (raw === undefined) {
@@ -25,10 +29,21 @@ export function sessionStage(registry: SessionRegistry): Stage {
       }
       const s = typeof raw === 'string' ? registry.get(raw) : undefined;
       const owner = ctx.principal && ctx.principal.authMethod !== 'none' ? principalKey(ctx.principal) : undefined;
+      if (s === undefined && typeof raw === 'string' && registry.isShared && restore) {
+        return registry.lookupShared(raw).then((rec) => {
+          if (!rec || rec.mount !== ctx.mount.name || rec.owner !== owner) {
+            throw new BastionError('ERR_BASTION_SESSION_UNKNOWN', 'Session not found', { reason: rec ? 'session_not_owned' : 'session_unknown' });
+          }
+          const local = registry.get(raw) ?? restore(ctx, raw, rec);
+          local.lastSeen = Date.now();
+          ctx.session = local;
+        });
+      }
       if (s === undefined || s.ended || s.mount !== ctx.mount.name || s.owner !== owner) {
         throw new BastionError('ERR_BASTION_SESSION_UNKNOWN', 'Session not found', { reason: s === undefined ? 'session_unknown' : 'session_not_owned' });
       }
       s.lastSeen = Date.now();
+      registry.touch(s);
       ctx.session = s;
     },
   };
