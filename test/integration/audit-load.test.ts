@@ -1,8 +1,8 @@
 /**
- * Issue 8, "what it must show": 10,000 mixed requests (allowed, denied, failing) through the
- * gateway produce exactly one tool.call.* event per request in the hash-chained file, and
- * `bastion audit verify` passes; editing, deleting or swapping one line makes it fail and name
- * the record.
+ * Issue 8, "what it must show": 10,000 mixed requests (allowed, denied, failing, bad credential)
+ * through the gateway produce exactly one auth.* event per request and exactly one tool.call.*
+ * event per request that passed authentication, in the hash-chained file; `verify` passes;
+ * editing, deleting or swapping one line makes it fail and name the record.
  *
  * The gateway must emit `tool.call.completed` / `tool.call.denied` for every tools/call
  * (server.ts / session.ts wiring, see docs/audit.md). Until it does, the probe below finds no such
@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { generateKeyPairSync } from 'node:crypto';
+import { createHash, generateKeyPairSync } from 'node:crypto';
 import { createAuditLog } from '../../src/audit/log.js';
 import { FileAuditSink } from '../../src/audit/sinks/file.js';
 import { verifyAuditFile } from '../../src/audit/verify.js';
@@ -22,22 +22,29 @@ import { demoStdio, gateway, post, rawSession } from '../helpers/gateway.js';
 const N = Number(process.env.BASTION_AUDIT_LOAD_N ?? 10_000);
 const CONCURRENCY = 16;
 
-test(`${N} mixed requests through the gateway: exactly one tool.call.* event each in the chained file; verify passes; tampering is named`, async (t) => {
+test(`${N} mixed requests through the gateway: one auth.* and one tool.call.* record per request in the signed chain; verify passes; tampering is named`, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'bastion-audit-load-'));
   const { privateKey, publicKey } = generateKeyPairSync('ed25519');
   const file = join(dir, 'audit.jsonl');
   const log = createAuditLog({ sinks: [{ sink: new FileAuditSink({ path: file, key: privateKey, everyRecords: 1000 }), batchSize: 512 }], queue: { maxEvents: 50_000, onFull: 'block' } });
-  const gw = await gateway({ servers: { notes: { stdio: demoStdio() } } }, { audit: log });
+  const KEY = 'load-test-api-key-0123456789abcdef';
+  const gw = await gateway(
+    {
+      auth: { apiKeys: { enabled: true, keys: [{ id: 'load-agent', sha256: createHash('sha256').update(KEY).digest('hex'), expiresAt: new Date(Date.now() + 86_400_000).toISOString() }] } },
+      servers: { notes: { stdio: demoStdio(), tools: { echo: {}, read_note: {} } } },
+    },
+    { audit: log },
+  );
   try {
     const url = `${gw.url}/mcp/notes`;
-    const sid = await rawSession(url);
-    const headers = { 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' };
+    const sid = await rawSession(url, { 'x-api-key': KEY });
+    const headers = { 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25', 'x-api-key': KEY };
+    // i % 4: 0 allowed (echo), 1 failing (read_note of a missing note), 2 denied (tool not allowed), 3 bad credential
     const call = (i: number): Promise<unknown> => {
       const marker = `m-${i}`;
-      // allowed / failing (bad arguments for the upstream) / denied or unknown tool
       const params =
-        i % 3 === 0 ? { name: 'echo', arguments: { text: marker } } : i % 3 === 1 ? { name: 'read_note', arguments: { title: marker } } : { name: 'no_such_tool', arguments: { marker } };
-      return post(url, { jsonrpc: '2.0', id: i + 1, method: 'tools/call', params }, headers);
+        i % 4 === 0 ? { name: 'echo', arguments: { text: marker } } : i % 4 === 1 ? { name: 'read_note', arguments: { title: marker } } : { name: 'no_such_tool', arguments: { marker } };
+      return post(url, { jsonrpc: '2.0', id: i + 1, method: 'tools/call', params }, i % 4 === 3 ? { ...headers, 'x-api-key': 'wrong-key-0000000000000000000' } : headers);
     };
 
     await call(0);
@@ -59,16 +66,27 @@ test(`${N} mixed requests through the gateway: exactly one tool.call.* event eac
     const r = await verifyAuditFile(file, { publicKey });
     assert.equal(r.ok, true, r.problem?.message);
     const perMarker = new Map<string, number>();
+    const count: Record<string, number> = {};
     const lines = readFileSync(file, 'utf8').trimEnd().split('\n');
     for (const line of lines) {
       const ev = JSON.parse(line).event;
-      if (!ev || !/^tool\.call\./.test(ev.type)) continue;
-      const marker = ev.args?.text ?? ev.args?.title ?? ev.args?.marker;
-      perMarker.set(marker, (perMarker.get(marker) ?? 0) + 1);
+      if (!ev) continue;
+      count[ev.type] = (count[ev.type] ?? 0) + 1;
+      if (ev.type === 'tool.call.completed') {
+        const marker = ev.args?.text ?? ev.args?.title;
+        perMarker.set(marker, (perMarker.get(marker) ?? 0) + 1);
+      }
     }
-    assert.equal(perMarker.size, N, 'one tool.call.* event for every request');
-    const dup = [...perMarker].filter(([, n]) => n !== 1);
-    assert.deepEqual(dup, [], 'never two events for one request');
+    const expected = { allowed: 0, failing: 0, denied: 0, badAuth: 0 };
+    for (let i = 0; i < N; i++) expected[(['allowed', 'failing', 'denied', 'badAuth'] as const)[i % 4]]++;
+    // Every request has exactly one auth.* record (plus initialize and notifications/initialized).
+    assert.equal(count['auth.failed'], expected.badAuth);
+    assert.equal(count['auth.succeeded'], N - expected.badAuth + 2);
+    // Every authenticated tools/call has exactly one tool.call.* record.
+    assert.equal(count['tool.call.denied'], expected.denied);
+    assert.equal(count['tool.call.completed'], expected.allowed + expected.failing);
+    assert.equal(perMarker.size, expected.allowed + expected.failing, 'a completed record for every allowed or failing call');
+    assert.deepEqual([...perMarker].filter(([, n]) => n !== 1), [], 'never two records for one request');
 
     // Tampering with one line is found and named.
     const tamper = (ls: string[], name: string): string => {
@@ -76,13 +94,16 @@ test(`${N} mixed requests through the gateway: exactly one tool.call.* event eac
       writeFileSync(p, `${ls.join('\n')}\n`);
       return p;
     };
-    const edited = lines.map((l, i) => (i === 500 ? l.replace('"event":{', '"event":{"edited":true,') : l));
+    const [a, b, c] = [Math.floor(lines.length / 4), Math.floor(lines.length / 2), Math.floor((lines.length * 3) / 4)];
+    const edited = lines.map((l, i) => (i === a ? l.replace('"event":{', '"event":{"edited":true,').replace('"checkpoint":{', '"checkpoint":{"edited":true,') : l));
     const e = await verifyAuditFile(tamper(edited, 'edited.jsonl'), { publicKey });
-    assert.equal(e.problem?.line, 501);
-    const deleted = lines.filter((_, i) => i !== 700);
-    assert.equal((await verifyAuditFile(tamper(deleted, 'deleted.jsonl'), { publicKey })).problem?.line, 701);
-    const swapped = lines.map((l, i) => (i === 900 ? lines[901]! : i === 901 ? lines[900]! : l));
-    assert.equal((await verifyAuditFile(tamper(swapped, 'swapped.jsonl'), { publicKey })).problem?.line, 901);
+    assert.equal(e.problem?.line, a + 1, 'edited record named');
+    const deleted = lines.filter((_, i) => i !== b);
+    assert.equal((await verifyAuditFile(tamper(deleted, 'deleted.jsonl'), { publicKey })).problem?.line, b + 1, 'deleted record named');
+    const swapped = lines.map((l, i) => (i === c ? lines[c + 1]! : i === c + 1 ? lines[c]! : l));
+    assert.equal((await verifyAuditFile(tamper(swapped, 'swapped.jsonl'), { publicKey })).problem?.line, c + 1, 'swapped record named');
+    const truncated = lines.slice(0, c);
+    assert.equal((await verifyAuditFile(tamper(truncated, 'truncated.jsonl'), { publicKey })).problem?.kind, 'not_sealed', 'truncation found');
   } finally {
     await gw.close();
     await log.close();
