@@ -14,7 +14,9 @@ import { loadPolicy } from '../../../src/policy/load.js';
 import { policyStage } from '../../../src/stages/authorization/policy.js';
 import { rateLimitStage } from '../../../src/stages/authorization/rate-limit.js';
 import { argumentValidationStage } from '../../../src/stages/application/argument-validation.js';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { post, rawSession, ROOT, silentLogger } from '../../helpers/gateway.js';
 import { compileFixture } from '../../fixtures/compile-fixture.js';
 import { startIssuer, type TestIssuer } from '../../identity/fixtures.js';
@@ -27,6 +29,7 @@ describe('authorization over HTTP with real tokens', () => {
   let issuer: TestIssuer;
   let gw: Gateway;
   let url: string;
+  let cedarDir: string;
   const audit = new RecordingAudit();
 
   before(async () => {
@@ -47,6 +50,8 @@ describe('authorization over HTTP with real tokens', () => {
             write_note: { scopes: ['notes:write'], allow: { roles: ['editor'] }, rateLimit: { rate: '2/hour', burst: 2 } },
             delete_note: { scopes: ['notes:admin'], allow: { subjects: ['alice'] }, require: { sourceCidrs: ['10.0.0.0/8'] } },
             echo: { require: { sourceCidrs: ['127.0.0.0/8', '::1/128'] } },
+            fetch_page: { require: { maxTokenAgeSeconds: 60 } },
+            read_file: { require: { authMethod: ['mtls+bearer', 'dpop'] } },
           },
           defaultTool: 'deny',
           defaultResource: 'allow',
@@ -54,6 +59,16 @@ describe('authorization over HTTP with real tokens', () => {
         },
       },
     } as ConfigInput;
+    // Cedar in addition to the YAML rules: everything the YAML allows, except echoing "forbidden".
+    cedarDir = mkdtempSync(join(tmpdir(), 'bastion-http-cedar-'));
+    const cedarFile = join(cedarDir, 'p.cedar');
+    writeFileSync(
+      cedarFile,
+      `permit(principal, action, resource);
+forbid(principal, action == Action::"tools/call", resource == Tool::"notes/echo")
+  when { context has arguments && context.arguments has text && context.arguments.text == "forbidden" };`,
+    );
+    (input as Record<string, unknown>).policy = { cedar: cedarFile };
     const loaded = parseConfig(input, '(test)', ROOT);
     const policy = await loadPolicy(loaded.config, loaded.baseDir);
     const identity = createIdentityLayer(loaded, { watchTls: false });
@@ -74,10 +89,12 @@ describe('authorization over HTTP with real tokens', () => {
   after(async () => {
     await gw?.close();
     await issuer?.close();
+    if (cedarDir) rmSync(cedarDir, { recursive: true, force: true });
   });
 
   async function client(claims: Record<string, unknown>) {
-    const token = await issuer.mint({ aud: canonicalResource(PUBLIC_URL, 'notes'), ...claims });
+    const now = Math.floor(Date.now() / 1000);
+    const token = await issuer.mint({ aud: canonicalResource(PUBLIC_URL, 'notes'), iat: now, exp: now + 300, ...claims });
     const auth = { authorization: `Bearer ${token}` };
     const sid = await rawSession(url, auth);
     const headers = { ...auth, 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' };
@@ -110,11 +127,11 @@ describe('authorization over HTTP with real tokens', () => {
   test('list and call agree for each principal; hidden tools answer exactly like nonexistent ones', async () => {
     const principals: [string, Record<string, unknown>, string[], string[]][] = [
       // label, claims, expected listed, expected step-up (listed but 403)
-      ['reader', { sub: 'carol', scope: 'notes:read' }, ['list_notes', 'read_note', 'echo'], []],
-      ['editor without write scope', { sub: 'carol', scope: 'notes:read', roles: ['editor'] }, ['list_notes', 'read_note', 'write_note', 'echo'], ['write_note']],
-      ['editor', { sub: 'dave', scope: 'notes:read notes:write', roles: ['editor'] }, ['list_notes', 'read_note', 'write_note', 'echo'], []],
-      ['alice admin, not in 10/8', { sub: 'alice', scope: 'notes:read notes:admin' }, ['list_notes', 'read_note', 'echo'], []],
-      ['bob admin', { sub: 'bob', scope: 'notes:read notes:admin notes:write' }, ['list_notes', 'read_note', 'echo'], []],
+      ['reader', { sub: 'carol', scope: 'notes:read' }, ['list_notes', 'read_note', 'fetch_page', 'echo'], []],
+      ['editor without write scope', { sub: 'carol', scope: 'notes:read', roles: ['editor'] }, ['list_notes', 'read_note', 'write_note', 'fetch_page', 'echo'], ['write_note']],
+      ['editor', { sub: 'dave', scope: 'notes:read notes:write', roles: ['editor'] }, ['list_notes', 'read_note', 'write_note', 'fetch_page', 'echo'], []],
+      ['alice admin, not in 10/8', { sub: 'alice', scope: 'notes:read notes:admin' }, ['list_notes', 'read_note', 'fetch_page', 'echo'], []],
+      ['bob admin', { sub: 'bob', scope: 'notes:read notes:admin notes:write' }, ['list_notes', 'read_note', 'fetch_page', 'echo'], []],
     ];
     for (const [label, claims, listed, stepUp] of principals) {
       const c = await client(claims);
@@ -139,7 +156,10 @@ describe('authorization over HTTP with real tokens', () => {
           assert.match(h, /resource_metadata="https:\/\/gw\.example\.com\/\.well-known\/oauth-protected-resource\/mcp\/notes"/);
         } else {
           assert.equal(r.status, 200, `${label} ${name}: ${r.text}`);
-          assert.ok(r.json.result, `${label} ${name}: a result (${r.text.slice(0, 200)})`);
+          // SSE answers may carry notifications before the response.
+          const events = Array.isArray(r.json) ? r.json : [r.json];
+          const response = events.find((e: Record<string, unknown>) => 'result' in e || 'error' in e);
+          assert.ok(response?.result, `${label} ${name}: a result (${r.text.slice(0, 200)})`);
         }
       }
     }
@@ -158,6 +178,26 @@ describe('authorization over HTTP with real tokens', () => {
     const other = await client({ sub: 'dave', scope: 'notes:read' });
     const r = await other.read('notes://secret', 5);
     assert.equal(r.json.error.code, -32603);
+  });
+
+  test('context rules over HTTP: token age and auth method; Cedar forbids as written', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const fresh = await client({ sub: 'gina', scope: 'notes:read' });
+    assert.ok((await fresh.list()).includes('fetch_page'), 'fresh token: fetch_page listed');
+    assert.equal((await fresh.call('fetch_page', { url: 'https://example.com' })).status, 200);
+    // A bearer token is not one of the required methods: read_file is hidden and answers not found.
+    assert.ok(!(await fresh.list()).includes('read_file'));
+    assert.deepEqual((await fresh.call('read_file', { path: '/x' }, 3)).json.error, { code: -32602, message: 'Tool read_file not found' });
+    const old = await client({ sub: 'gina', scope: 'notes:read', iat: now - 120, exp: now + 200 });
+    assert.ok(!(await old.list()).includes('fetch_page'), 'token older than 60 s: fetch_page hidden');
+    assert.deepEqual((await old.call('fetch_page', { url: 'https://example.com' }, 3)).json.error, { code: -32602, message: 'Tool fetch_page not found' });
+    // Cedar: echo is allowed, except with the argument Cedar forbids.
+    assert.equal((await fresh.call('echo', { text: 'fine' })).status, 200);
+    const forbidden = await fresh.call('echo', { text: 'forbidden' }, 4);
+    assert.deepEqual(forbidden.json.error, { code: -32602, message: 'Tool echo not found' });
+    const ev = audit.events.filter((e) => e.type === 'tool.call.denied' && e.tool === 'echo').pop()!;
+    assert.equal(ev.reason, 'cedar_denied');
+    assert.equal(ev.policy, 'cedar:policy1');
   });
 
   test('argument validation over HTTP: -32602 naming the argument and the rule', async () => {
