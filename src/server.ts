@@ -27,6 +27,7 @@ import { sessionStage } from './stages/identity/session.js';
 import { SessionRegistry, type SharedSessionRecord } from './session/registry.js';
 import { MountHealth, Session } from './session/session.js';
 import { principalKey } from './identity/types.js';
+import { canonicalResource } from './identity/resource.js';
 import { requestAuditBase, toolCallEvent } from './audit/request.js';
 import { StdioUpstream } from './upstream/stdio.js';
 import { HttpUpstream } from './upstream/http.js';
@@ -95,11 +96,6 @@ function loggerAudit(logger: Logger): AuditLog {
   };
 }
 
-export function canonicalResource(publicUrl: string, name: string): string {
-  const u = new URL(publicUrl);
-  const base = `${u.protocol.toLowerCase()}//${u.host.toLowerCase()}${u.pathname.replace(/\/+$/, '')}`;
-  return `${base}/mcp/${name}`;
-}
 
 export async function startGateway(loaded: LoadedConfig, options: GatewayOptions = {}): Promise<Gateway> {
   const { config } = loaded;
