@@ -66,8 +66,9 @@ export async function startGatewayFromConfig(loaded: LoadedConfig, options: Full
     // identity: who is calling (identity.session is placed after it by server.ts)
     identity.stage({ config: env.config, store: env.store, audit: env.audit, publicUrl: env.publicUrl }),
     // authorization: what they may do, and how often
-    policyStage({ policy, audit: env.audit, config: env.config }),
+    // rate limits first: they count only calls the policy would allow, so a 429 never reveals a hidden tool
     rateLimitStage({ policy, store: env.store, audit: env.audit }),
+    policyStage({ policy, audit: env.audit, config: env.config }),
     // application: arguments, definitions, outputs
     argumentValidationStage({ policy, audit: env.audit, validator }),
     toolIntegrityStageForConfig(loaded, { store: env.store, audit: env.audit }),
