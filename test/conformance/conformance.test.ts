@@ -68,24 +68,28 @@ interface GatewayHandle {
   close(): Promise<void>;
 }
 
-/** The gateway with the fixture mounted twice: as a stdio child and as an HTTP upstream. */
-async function startGatewayWithFixture(): Promise<GatewayHandle> {
+/**
+ * A gateway fronting the fixture as a stdio child or as an HTTP upstream. One gateway per
+ * upstream: mounted side by side, the two copies' identical tool names would (rightly) trip the
+ * integrity layer's cross-server name-collision rule.
+ */
+async function startGatewayWithFixture(kind: 'stdio' | 'http'): Promise<GatewayHandle> {
   const open = { defaultTool: 'allow', defaultResource: 'allow', defaultPrompt: 'allow' } as const;
+  const upstream =
+    kind === 'stdio' ? { stdio: { command: process.execPath, args: [compileFixture(FIXTURE_ENTRY), '--stdio'] } } : { http: { url: fixture.url } };
   const loaded = parseConfig({
     listen: { host: '127.0.0.1', port: 0 },
     log: { level: 'silent' },
     audit: { sinks: [] },
-    servers: {
-      stdio: { stdio: { command: process.execPath, args: [compileFixture(FIXTURE_ENTRY), '--stdio'] }, ...open },
-      http: { http: { url: fixture.url }, ...open },
-    },
+    integrity: { persistTofu: false }, // pins stay in memory: no lockfile written into the repo
+    servers: { [kind]: { ...upstream, ...open } },
   });
   return startGatewayFromConfig(loaded, { logger: createLogger('silent') });
 }
 
-let gateway: GatewayHandle | undefined;
+const gateways: GatewayHandle[] = [];
 after(async () => {
-  await gateway?.close();
+  for (const g of gateways) await g.close();
 });
 
 /** Both mounts are run concurrently (the suite mostly waits on timers), each compared with the direct run. */
@@ -94,11 +98,11 @@ let gatewayRuns: Promise<Record<'stdio' | 'http', Awaited<ReturnType<typeof runC
 async function throughGateway(mount: 'stdio' | 'http'): Promise<void> {
   assert.ok(direct.length === SCENARIO_COUNT, 'the direct run must come first');
   gatewayRuns ??= (async () => {
-    gateway = await startGatewayWithFixture();
-    const url = gateway.url;
+    const [gs, gh] = await Promise.all([startGatewayWithFixture('stdio'), startGatewayWithFixture('http')]);
+    gateways.push(gs, gh);
     const [stdio, http] = await Promise.all([
-      runConformance({ url: `${url}/mcp/stdio`, suite: 'all', timeoutMs: 240_000 }),
-      runConformance({ url: `${url}/mcp/http`, suite: 'all', timeoutMs: 240_000 }),
+      runConformance({ url: `${gs.url}/mcp/stdio`, suite: 'all', timeoutMs: 240_000 }),
+      runConformance({ url: `${gh.url}/mcp/http`, suite: 'all', timeoutMs: 240_000 }),
     ]);
     return { stdio, http };
   })();
