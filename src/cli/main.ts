@@ -8,6 +8,7 @@ import { Command } from 'commander';
 import { register as registerToken } from './token.js';
 import { register as registerScanTools } from './scan-tools.js';
 import { register as registerScanText } from './scan-text.js';
+import { register as registerScanServer } from './scan-server.js';
 import { register as registerPin } from './pin.js';
 import { register as registerManifest } from './manifest.js';
 import { register as registerServe } from './serve.js';
@@ -25,6 +26,7 @@ const COMMANDS: Register[] = [
   registerToken,
   registerScanTools,
   registerScanText,
+  registerScanServer,
   registerPin,
   registerManifest,
   registerAudit,
