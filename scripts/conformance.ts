@@ -5,6 +5,8 @@
  *
  *   npm run conformance -- --url http://127.0.0.1:8080/mcp/demo
  *   npm run conformance -- --fixture            # against the repo's conformance fixture, directly
+ *   npm run conformance -- --fixture --gateway stdio|http
+ *                                               # the fixture behind a gateway with every layer on
  *   npm run conformance -- --url URL --scenario tools-call-sampling --json
  *
  * The suite connects without credentials: point it at a mount with authentication off on
@@ -136,7 +138,7 @@ export function formatSummary(results: readonly ScenarioResult[]): string {
 }
 
 function usage(): never {
-  console.error('usage: npm run conformance -- (--url URL | --fixture) [--suite all|active|pending] [--scenario NAME] [-o DIR] [--json]');
+  console.error('usage: npm run conformance -- (--url URL | --fixture [--gateway stdio|http]) [--suite all|active|pending] [--scenario NAME] [-o DIR] [--json]');
   process.exit(2);
 }
 
@@ -151,13 +153,33 @@ async function main(argv: string[]): Promise<number> {
   let url = opt('--url');
   const suite = opt('--suite') as Suite | undefined;
   if (suite && !['all', 'active', 'pending'].includes(suite)) usage();
-  let stopFixture: (() => Promise<void>) | undefined;
+  const stops: (() => Promise<void>)[] = [];
+  const through = opt('--gateway');
+  if (through !== undefined && through !== 'stdio' && through !== 'http') usage();
   if (argv.includes('--fixture')) {
     const { startConformanceHttp } = await import('../test/fixtures/conformance-server.js');
     const fx = await startConformanceHttp();
     url = fx.url;
-    stopFixture = fx.close;
-  }
+    stops.push(fx.close);
+    if (through) {
+      const { compileFixture } = await import('../test/fixtures/compile-fixture.js');
+      const { parseConfig } = await import('../src/config/load.js');
+      const { startGatewayFromConfig } = await import('../src/gateway.js');
+      const { createLogger } = await import('../src/logger.js');
+      const entry = join(ROOT, 'test/fixtures/conformance-server.ts');
+      const upstream = through === 'stdio' ? { stdio: { command: process.execPath, args: [compileFixture(entry), '--stdio'] } } : { http: { url: fx.url } };
+      const loaded = parseConfig({
+        listen: { host: '127.0.0.1', port: 0 },
+        log: { level: 'silent' },
+        audit: { sinks: [] },
+        integrity: { persistTofu: false },
+        servers: { fixture: { ...upstream, defaultTool: 'allow', defaultResource: 'allow', defaultPrompt: 'allow' } },
+      });
+      const gw = await startGatewayFromConfig(loaded, { logger: createLogger('silent') });
+      url = `${gw.url}/mcp/fixture`;
+      stops.unshift(() => gw.close());
+    }
+  } else if (through) usage();
   if (!url) usage();
   try {
     const run = await runConformance({ url, suite: suite ?? 'all', scenario: opt('--scenario'), outDir: opt('-o', '--output-dir') });
@@ -169,7 +191,7 @@ async function main(argv: string[]): Promise<number> {
     else console.log(`Conformance (${suite ?? 'all'}) against ${url}\n\n${formatSummary(run.results)}`);
     return run.results.some((r) => r.failed > 0) || run.exitCode !== 0 ? 1 : 0;
   } finally {
-    await stopFixture?.();
+    for (const stop of stops) await stop();
   }
 }
 
