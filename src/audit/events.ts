@@ -126,6 +126,7 @@ export const EVENT_CATALOG: readonly EventSpec[] = [
     fields: [
       { name: 'code', type: 'string', description: 'Error code sent (`ERR_BASTION_*`).', ecs: 'error.code' },
       { name: 'method', type: 'string', description: 'JSON-RPC method, or the HTTP method when no message was parsed.', ecs: 'http.request.method' },
+      { name: 'status', type: 'number', description: 'HTTP status sent.', ecs: 'http.response.status_code' },
     ],
     ecs: { category: ['network', 'web'], type: ['denied'] },
     ocsf: { className: 'HTTP Activity', classUid: 4002 },
