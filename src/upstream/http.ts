@@ -218,7 +218,11 @@ export class HttpUpstream implements UpstreamConnection {
     });
   }
 
-  private readSse(res: IncomingMessage, reqId: JsonRpcId | undefined, attempt: number): void {
+  /**
+   * Read an SSE response, delivering each JSON-RPC message; a malformed event ends the upstream.
+   * Returns the stream state (last event id, retry delay, whether it broke).
+   */
+  private consumeSse(res: IncomingMessage, relatedTo: JsonRpcId | undefined): { parser: SseParser; retryMs: () => number; broken: () => boolean } {
     let retryMs = 1000;
     let broken = false;
     const parser = new SseParser(
@@ -233,7 +237,7 @@ export class HttpUpstream implements UpstreamConnection {
             this.fail('protocol', 'upstream sent an SSE event that is not a JSON-RPC message');
             return;
           }
-          this.deliver(m, reqId);
+          this.deliver(m, relatedTo);
         },
         onRetry: (ms) => {
           retryMs = Math.min(ms, 60_000);
@@ -248,15 +252,20 @@ export class HttpUpstream implements UpstreamConnection {
     );
     res.setEncoding('utf8');
     res.on('data', (s: string) => parser.push(s));
+    return { parser, retryMs: () => retryMs, broken: () => broken };
+  }
+
+  private readSse(res: IncomingMessage, reqId: JsonRpcId | undefined, attempt: number): void {
+    const { parser, retryMs, broken } = this.consumeSse(res, reqId);
     const ended = (): void => {
-      if (broken || this.closed || reqId === undefined || !this.open.has(reqId)) return;
+      if (broken() || this.closed || reqId === undefined || !this.open.has(reqId)) return;
       // The stream ended before the response: resume it (SEP-1699) or give up.
       const last = parser.lastEventId;
       if (last === undefined || attempt >= (this.opts.maxResumeAttempts ?? 5)) {
         this.synthesizeError(reqId, 'upstream closed the response stream before answering');
         return;
       }
-      const t = setTimeout(() => this.resume(reqId, last, attempt + 1), retryMs);
+      const t = setTimeout(() => this.resume(reqId, last, attempt + 1), retryMs());
       t.unref();
     };
     res.once('end', ended);
@@ -320,35 +329,10 @@ export class HttpUpstream implements UpstreamConnection {
             res.resume();
             return;
           }
-          let retryMs = 1000;
-          const parser = new SseParser(
-            {
-              onEvent: (e) => {
-                if (e.event !== 'message') return;
-                const parsed = safeParse(e.data);
-                const m = parsed === undefined ? undefined : toMessage(parsed);
-                if (m === undefined || typeof m === 'string') {
-                  res.destroy();
-                  this.fail('protocol', 'upstream sent an SSE event that is not a JSON-RPC message');
-                  return;
-                }
-                this.deliver(m, undefined);
-              },
-              onRetry: (ms) => {
-                retryMs = Math.min(ms, 60_000);
-              },
-              onError: (detail) => {
-                res.destroy();
-                this.fail('protocol', `upstream SSE stream: ${detail}`);
-              },
-            },
-            this.opts.maxMessageBytes,
-          );
-          res.setEncoding('utf8');
-          res.on('data', (s: string) => parser.push(s));
+          const { parser, retryMs } = this.consumeSse(res, undefined);
           res.once('end', () => {
             if (this.closed) return;
-            const t = setTimeout(() => this.openGetStream(() => {}, parser.lastEventId, 0), retryMs);
+            const t = setTimeout(() => this.openGetStream(() => {}, parser.lastEventId, 0), retryMs());
             t.unref();
           });
         });
