@@ -38,6 +38,12 @@ export interface UpstreamCredentials {
    * next call fetches a fresh one. With a subject token, only that subject's exchanged token.
    */
   invalidate(ctx?: CredentialContext): void;
+  /**
+   * Read the configured secrets now (no network): call at start-up so a missing environment
+   * variable or unreadable secret file stops the gateway with a clear message instead of
+   * failing the first request. Throws ERR_BASTION_UPSTREAM_CREDENTIALS.
+   */
+  check(): void;
 }
 
 export interface CredentialDeps {
@@ -194,12 +200,11 @@ class SingleFlight<T> {
   }
 }
 
-const NONE: UpstreamCredentials = { headers: async () => ({}), invalidate: () => undefined };
+const NONE: UpstreamCredentials = { headers: async () => ({}), invalidate: () => undefined, check: () => undefined };
 
 /**
  * Build the credential provider of one HTTP upstream. With no config, sends nothing.
- * Reading env secrets happens on first use, so a missing variable fails the request (and is
- * reported), not the process; call `headers({})` at start-up to fail fast.
+ * Secrets are read on first use; call `check()` at start-up to fail fast on a missing one.
  */
 export function createCredentials(config: HttpCredentialsConfig | undefined, deps: CredentialDeps = {}): UpstreamCredentials {
   if (config === undefined) return NONE;
@@ -222,6 +227,7 @@ export function createCredentials(config: HttpCredentialsConfig | undefined, dep
         return { [name]: value };
       },
       invalidate: () => undefined,
+      check: () => void source.get(),
     };
   }
 
@@ -245,6 +251,7 @@ export function createCredentials(config: HttpCredentialsConfig | undefined, dep
       invalidate: () => {
         cached = undefined;
       },
+      check: () => void secret.get(),
     };
   }
 
@@ -291,5 +298,6 @@ export function createCredentials(config: HttpCredentialsConfig | undefined, dep
       if (ctx?.subjectToken) cache.delete(keyOf(ctx.subjectToken));
       else cache.clear();
     },
+    check: () => void secret.get(),
   };
 }

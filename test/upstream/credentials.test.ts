@@ -239,6 +239,25 @@ test('token exchange: an AS that hands the subject token back is refused (never 
   mode = 'ok';
 });
 
+test('check() reads every configured secret up front, without any network request', async () => {
+  reset();
+  const env = { CS: CLIENT_SECRET };
+  for (const c of [
+    { type: 'header', name: 'X-Api-Key', env: 'CS' },
+    { type: 'client_credentials', tokenUrl, clientId: 'gateway', clientSecret: { env: 'CS' } },
+    { type: 'token_exchange', tokenUrl, clientId: 'gateway', clientSecret: { env: 'CS' } },
+  ]) {
+    createCredentials(parse(c), { env }).check();
+    await rejectsWithout(Promise.resolve().then(() => createCredentials(parse(c), { env: {} }).check()), [CLIENT_SECRET], /environment variable CS, which is not set/);
+  }
+  await rejectsWithout(
+    Promise.resolve().then(() => createCredentials(parse({ type: 'header', name: 'X-Api-Key', file: '/nonexistent/secret' }), {}).check()),
+    [],
+    /file \/nonexistent\/secret cannot be read \(ENOENT\)/,
+  );
+  assert.equal(seen.length, 0);
+});
+
 test('no credentials configured: no headers', async () => {
   assert.deepEqual(await createCredentials(undefined).headers({ subjectToken: SUBJECT }), {});
 });
