@@ -295,6 +295,9 @@ export const EVENT_CATALOG: readonly EventSpec[] = [
     fields: [
       { name: 'tokenId', type: 'string', description: '`jti` or token hash revoked.' },
       { name: 'by', type: 'string', description: 'Operator or automatic rule.' },
+      { name: 'kind', type: '`jti` \\| `token` \\| `subject` \\| `client` \\| `cert`', description: 'What was put on the deny-list (`token`: its SHA-256, never the token).' },
+      { name: 'target', type: 'string', description: 'The revoked jti, token hash, subject, client id or certificate thumbprint (x5t#S256).' },
+      { name: 'authorizationServer', type: 'object', description: '`{endpoint, status?, ok, error?}` of the RFC 7009 revocation call, when one was made (best effort).' },
     ],
     ecs: { category: ['iam'], type: ['deletion'] },
     ocsf: { className: 'Incident Finding', classUid: 2005 },
@@ -316,7 +319,10 @@ export const EVENT_CATALOG: readonly EventSpec[] = [
     description: 'A suspended token or subject was reinstated by an operator.',
     outcomes: ['success'],
     emittedBy: 'containment (CLI / admin API)',
-    fields: [{ name: 'subject', type: 'string', description: 'Reinstated baseline key.' }],
+    fields: [
+      { name: 'subject', type: 'string', description: 'Reinstated baseline key (or `kind:value` of a removed deny-list entry).' },
+      { name: 'by', type: 'string', description: 'Operator.' },
+    ],
     ecs: { category: ['iam'], type: ['change'] },
     ocsf: { className: 'Incident Finding', classUid: 2005 },
   },
@@ -326,7 +332,7 @@ export const EVENT_CATALOG: readonly EventSpec[] = [
     outcomes: ['success'],
     emittedBy: 'containment (CLI / admin API)',
     fields: [
-      { name: 'tool', type: 'string', description: 'Quarantined tool.' },
+      { name: 'tool', type: 'string', description: 'Quarantined tool (`*`: the whole server, named in `mount`).' },
       { name: 'by', type: 'string', description: 'Operator or automatic rule.' },
     ],
     ecs: { category: ['configuration'], type: ['change'] },
@@ -337,7 +343,10 @@ export const EVENT_CATALOG: readonly EventSpec[] = [
     description: 'A quarantined tool was released.',
     outcomes: ['success'],
     emittedBy: 'containment (CLI / admin API)',
-    fields: [{ name: 'tool', type: 'string', description: 'Released tool.' }],
+    fields: [
+      { name: 'tool', type: 'string', description: 'Released tool (`*`: the whole server).' },
+      { name: 'by', type: 'string', description: 'Operator.' },
+    ],
     ecs: { category: ['configuration'], type: ['change'] },
     ocsf: { className: 'Incident Finding', classUid: 2005 },
   },
