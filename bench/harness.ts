@@ -28,6 +28,8 @@ export interface BenchOptions {
   sdkJson: boolean;
   /** Run `npm run build` first so the gateway rows use the current source. */
   build: boolean;
+  /** Write V8 CPU profiles of the processes under test (meta.workDir/profiles). */
+  profile?: boolean;
   log: (line: string) => void;
 }
 
@@ -166,7 +168,7 @@ function build(log: (l: string) => void): void {
   }
 }
 
-function contextFor(o: Pick<BenchOptions, 'pin' | 'sdkJson' | 'build' | 'log'>, exposeGc: boolean): { ctx: RowContext; lgCpu: string | undefined; workDir: string } {
+function contextFor(o: Pick<BenchOptions, 'pin' | 'sdkJson' | 'build' | 'log'> & { profile?: boolean }, exposeGc: boolean): { ctx: RowContext; lgCpu: string | undefined; workDir: string } {
   const workDir = mkdtempSync(join(tmpdir(), 'bastion-bench-'));
   const canPin = o.pin && taskset() !== null && cpus().length >= 2;
   if (o.build) build(o.log);
@@ -177,6 +179,7 @@ function contextFor(o: Pick<BenchOptions, 'pin' | 'sdkJson' | 'build' | 'log'>, 
     gatewayUnavailable: gatewayAvailability(ROOT),
     sdkJson: o.sdkJson,
     exposeGc,
+    profile: o.profile === true,
   };
   return { ctx, lgCpu: canPin ? '1' : undefined, workDir };
 }

@@ -30,6 +30,8 @@ export interface RowContext {
   sdkJson: boolean;
   /** Start node processes with --expose-gc (memory mode). */
   exposeGc: boolean;
+  /** Write a V8 CPU profile of every process under test into workDir/profiles (`--profile`). */
+  profile: boolean;
 }
 
 export interface MemoryReading {
@@ -62,10 +64,14 @@ export interface RowDef {
 }
 
 /** Processes under test run plain node on plain JavaScript (no TypeScript loader in them). */
-const nodeArgs = (ctx: RowContext, script: string): string[] => [
-  ...(ctx.exposeGc ? ['--expose-gc'] : []),
-  join(ctx.root, 'bench', 'servers', script),
-];
+const nodeArgs = (ctx: RowContext, script: string): string[] => [...nodeFlags(ctx, script.replace(/\.mjs$/, '')), join(ctx.root, 'bench', 'servers', script)];
+
+function nodeFlags(ctx: RowContext, name: string): string[] {
+  return [
+    ...(ctx.exposeGc ? ['--expose-gc'] : []),
+    ...(ctx.profile ? ['--cpu-prof', '--cpu-prof-dir', join(ctx.workDir, 'profiles', name)] : []),
+  ];
+}
 
 async function startSdkEcho(ctx: RowContext): Promise<Started> {
   return startProcess({
@@ -160,7 +166,7 @@ export async function startGateway(
   const gateway = await startProcess({
     name: 'gateway',
     command: process.execPath,
-    args: [...(ctx.exposeGc ? ['--expose-gc'] : []), join(ctx.root, 'dist', 'cli', 'main.js'), 'serve', '--config', configFile],
+    args: [...nodeFlags(ctx, name), join(ctx.root, 'dist', 'cli', 'main.js'), 'serve', '--config', configFile],
     cwd: ctx.root,
     cpu: ctx.cpu,
     logFile: join(ctx.workDir, `${name}.log`),

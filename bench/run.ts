@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { ROOT, runBench, runMemory } from './harness.js';
 import { formatBench, formatMemory, memoryGrowth, ratios } from './report.js';
 import { ROWS } from './rows.js';
+import { formatProfiles, summarizeProfiles } from './profile.js';
 
 const HELP = `usage: npm run bench -- [options]
 
@@ -19,6 +20,7 @@ const HELP = `usage: npm run bench -- [options]
   --warmup MS           unmeasured load before each window (default 1000)
   --calls N             measure a fixed number of calls per cell instead of a duration
   --sdk-json            serve the SDK rows with enableJsonResponse (default: SDK default, SSE)
+  --profile             write V8 CPU profiles of the processes under test and print their top functions
   --no-pin              do not pin with taskset
   --no-build            do not run npm run build first
   --out FILE            JSON results (default bench/results/latest.json)
@@ -44,7 +46,7 @@ function defaultRows(flags: string[] = []): string[] {
   return ROWS.filter((r) => r.flag === undefined || flags.includes(r.flag)).map((r) => r.id);
 }
 
-const KNOWN = new Set(['auth', 'rows', 'concurrency', 'duration', 'warmup', 'calls', 'sdk-json', 'no-pin', 'no-build', 'out', 'memory', 'memory-rows', 'memory-calls', 'help']);
+const KNOWN = new Set(['auth', 'profile', 'rows', 'concurrency', 'duration', 'warmup', 'calls', 'sdk-json', 'no-pin', 'no-build', 'out', 'memory', 'memory-rows', 'memory-calls', 'help']);
 
 function list(v: string | true | undefined, fallback: string): string[] {
   return (typeof v === 'string' ? v : fallback).split(',').map((s) => s.trim()).filter(Boolean);
@@ -88,11 +90,17 @@ async function main(): Promise<void> {
       pin: !args.has('no-pin'),
       sdkJson: args.has('sdk-json'),
       build: !args.has('no-build'),
+      profile: args.has('profile'),
       log,
     });
     const rs = ratios(report);
     console.log(formatBench(report, rs));
     json = { ...report, ratios: rs };
+    if (args.has('profile')) {
+      const profiles = summarizeProfiles(join(report.meta.workDir, 'profiles'), ROOT);
+      console.log(`\n${formatProfiles(profiles)}\n(profiles in ${join(report.meta.workDir, 'profiles')})`);
+      json = { ...(json as object), profiles };
+    }
   }
   mkdirSync(join(out, '..'), { recursive: true });
   writeFileSync(out, `${JSON.stringify(json, null, 2)}\n`);
