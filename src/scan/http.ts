@@ -76,7 +76,7 @@ export function probe(url: URL, opts: ProbeOptions = {}): Promise<ProbeResult> {
         if (size < max) chunks.push(c);
         size += c.length;
         if (size >= max) end();
-        else if (sse && /\r?\n\r?\n/.test(Buffer.concat(chunks).toString('utf8')) && /(^|\n)data:/.test(Buffer.concat(chunks).toString('utf8'))) end();
+        else if (sse && firstSseJson(Buffer.concat(chunks).toString('utf8')) !== undefined) end();
       });
       res.on('end', end);
       res.on('error', end);
@@ -93,15 +93,29 @@ export function jsonOf(r: ProbeResult): Record<string, unknown> | undefined {
     const v = JSON.parse(text) as unknown;
     return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
   } catch {
-    const line = text.split(/\r?\n/).find((l) => l.startsWith('data:'));
-    if (!line) return undefined;
+    return firstSseJson(r.body);
+  }
+}
+
+/** The first complete SSE event whose data is a JSON object (priming events have empty data). */
+export function firstSseJson(text: string): Record<string, unknown> | undefined {
+  const events = text.split(/\r?\n\r?\n/);
+  events.pop(); // the last piece is incomplete (or empty)
+  for (const ev of events) {
+    const data = ev
+      .split(/\r?\n/)
+      .filter((l) => l.startsWith('data:'))
+      .map((l) => l.slice(5).replace(/^ /, ''))
+      .join('\n');
+    if (!data.trim()) continue;
     try {
-      const v = JSON.parse(line.slice(5).trim()) as unknown;
-      return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
+      const v = JSON.parse(data) as unknown;
+      if (v !== null && typeof v === 'object' && !Array.isArray(v)) return v as Record<string, unknown>;
     } catch {
-      return undefined;
+      // not JSON: skip
     }
   }
+  return undefined;
 }
 
 export function header(r: ProbeResult, name: string): string | undefined {
@@ -121,6 +135,9 @@ export const MCP_HEADERS: Readonly<Record<string, string>> = { 'content-type': '
 /** Describe a probe answer for evidence (status and a short body). Never includes request headers. */
 export function describe(r: ProbeResult): string {
   if (!isResponse(r)) return `no HTTP answer (${r.code ?? r.error})`;
+  const j = jsonOf(r);
+  if (j && j.result !== undefined) return `HTTP ${r.status} with a JSON-RPC result: ${JSON.stringify(j.result).slice(0, 120)}`;
+  if (j && j.error !== undefined) return `HTTP ${r.status} with a JSON-RPC error: ${JSON.stringify(j.error).slice(0, 160)}`;
   const body = r.body.replace(/\s+/g, ' ').slice(0, 160);
   return `HTTP ${r.status}${body ? `: ${body}` : ''}`;
 }
