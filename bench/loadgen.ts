@@ -106,16 +106,22 @@ async function run(spec: RunSpec): Promise<RunResult> {
     }
   };
 
+  let before: ReturnType<typeof cpuSnapshot> = null;
+  let t0 = 0n;
+  const startMeasuring = (): void => {
+    before = cpuSnapshot(spec.processes);
+    t0 = process.hrtime.bigint();
+    measuring = true;
+    if (spec.durationMs !== undefined) setTimeout(() => (stopping = true), spec.durationMs);
+  };
+  if (spec.durationMs === undefined && spec.calls === undefined) throw new Error('a run needs durationMs or calls');
+  // Without warm-up the window opens before the first call, so every call is counted.
+  if (spec.warmupMs <= 0) startMeasuring();
   const workers: Promise<void>[] = [];
   for (let i = 0; i < spec.concurrency; i++) workers.push(worker(clients[i % clients.length] as BenchClient));
-  if (spec.warmupMs > 0) await new Promise((r) => setTimeout(r, spec.warmupMs));
-  const before = cpuSnapshot(spec.processes);
-  const t0 = process.hrtime.bigint();
-  measuring = true;
-  if (spec.durationMs !== undefined) {
-    setTimeout(() => (stopping = true), spec.durationMs);
-  } else if (spec.calls === undefined) {
-    throw new Error('a run needs durationMs or calls');
+  if (spec.warmupMs > 0) {
+    await new Promise((r) => setTimeout(r, spec.warmupMs));
+    startMeasuring();
   }
   await Promise.all(workers);
   const elapsedMs = Number(process.hrtime.bigint() - t0) / 1e6;
