@@ -118,6 +118,7 @@ export async function startGateway(loaded: LoadedConfig, options: GatewayOptions
   let pipeline: Pipeline | undefined;
   const mounts = new Map<string, MountRuntime>();
   let shuttingDown = false;
+  let active = 0;
 
   const server = options.tls ? https.createServer(options.tls) : http.createServer();
   server.keepAliveTimeout = 65_000;
@@ -264,6 +265,12 @@ export async function startGateway(loaded: LoadedConfig, options: GatewayOptions
     }
     if (shuttingDown || !pipeline) {
       return writeError(res, new BastionError('ERR_BASTION_TRANSPORT_SHUTTING_DOWN', 'The gateway is shutting down; retry on another instance', { headers: { 'retry-after': '1', connection: 'close' } }), null);
+    }
+    // POST and DELETE exchanges count as in flight until their response ends (drain waits for
+    // them); GET streams are long-lived and are simply closed at shutdown.
+    if (req.method !== 'GET') {
+      active++;
+      res.once('close', () => active--);
     }
     const ctx = newContext(req, mount, path, q < 0 ? '' : url.slice(q + 1));
     let id: JsonRpcId = null;
@@ -432,7 +439,7 @@ export async function startGateway(loaded: LoadedConfig, options: GatewayOptions
     server.close();
     server.closeIdleConnections();
     const deadline = Date.now() + t.shutdownGraceMs;
-    while (registry.inFlight() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+    while ((active > 0 || registry.inFlight() > 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
     await Promise.all([...registry.all()].map((s) => s.close(SHUTDOWN)));
     await registry.stop();
     clearInterval(sweeper);

@@ -68,6 +68,8 @@ interface Pending {
   deadline: number;
   /** Internal (gateway's own) request: resolve instead of writing to a client. */
   internal?: { resolve: (r: JsonRpcResponse) => void };
+  /** Its response has been written (or is being): later related messages go elsewhere. */
+  answered?: boolean;
 }
 
 export interface SessionDeps {
@@ -178,7 +180,7 @@ export class Session implements SessionView {
         if (r.error) throw new BastionError('ERR_BASTION_UPSTREAM_UNAVAILABLE', `Upstream server "${this.mount}" refused to re-initialize`, { reason: 'reinitialize_failed' });
         const v = (r.result as { protocolVersion?: unknown } | undefined)?.protocolVersion;
         if (typeof v === 'string') conn.setProtocolVersion(v);
-        await conn.send({ jsonrpc: '2.0', method: 'notifications/initialized' });
+        await conn.send({ jsonrpc: '2.0', method: 'notifications/initialized' }, this.ownToken());
         await conn.afterInitialized();
         this.catalog = undefined;
         this.deps.logger.warn({ mount: this.mount, session: this.id }, 'upstream restarted and re-initialized');
@@ -222,6 +224,23 @@ export class Session implements SessionView {
 
   /* ------------------------------------------------------------------ client → upstream */
 
+  /**
+   * The session owner's latest verified access token, kept in memory only for upstream
+   * credentials that exchange it (RFC 8693) on the gateway's own requests (catalog fetch,
+   * handshake replay). Never forwarded as is, never logged.
+   */
+  private subjectToken: string | undefined;
+
+  private tokenFor(ctx: RequestContext): { subjectToken: string | undefined } {
+    const t = ctx.locals['identity.token'] as string | undefined;
+    if (t !== undefined) this.subjectToken = t;
+    return { subjectToken: t };
+  }
+
+  private ownToken(): { subjectToken: string | undefined } {
+    return { subjectToken: this.subjectToken };
+  }
+
   /** The client's initialize: start the upstream, forward, answer with the session header. */
   async initialize(ctx: RequestContext, msg: JsonRpcRequest, res: ServerResponse): Promise<void> {
     const conn = await this.ensureUpstream();
@@ -229,7 +248,7 @@ export class Session implements SessionView {
     const uid = this.nextId++;
     const response = await new Promise<JsonRpcResponse>((resolve, reject) => {
       this.pending.set(uid, this.newPending(uid, msg.id, ctx, msg.method, undefined, undefined, { resolve }));
-      conn.send({ ...msg, id: uid }).catch((err) => {
+      conn.send({ ...msg, id: uid }, this.tokenFor(ctx)).catch((err) => {
         this.pending.delete(uid);
         reject(new BastionError('ERR_BASTION_UPSTREAM_UNAVAILABLE', `Upstream server "${this.mount}" is unavailable`, { cause: err }));
       });
@@ -266,7 +285,7 @@ export class Session implements SessionView {
       p.res = undefined;
     });
     try {
-      await conn.send({ ...msg, id: uid }, { subjectToken: ctx.locals['identity.token'] as string | undefined });
+      await conn.send({ ...msg, id: uid }, this.tokenFor(ctx));
     } catch (err) {
       if (this.pending.delete(uid)) {
         this.byDownstream.delete(key);
@@ -287,7 +306,7 @@ export class Session implements SessionView {
     if (msg.method === 'notifications/initialized') {
       const conn = await this.ensureUpstream();
       this.initialized = conn
-        .send(out, { subjectToken: ctx.locals['identity.token'] as string | undefined })
+        .send(out, this.tokenFor(ctx))
         .then(() => conn.afterInitialized())
         .catch((err: unknown) => {
           this.deps.logger.warn({ mount: this.mount, err: String(err) }, 'upstream initialized notification failed');
@@ -297,7 +316,7 @@ export class Session implements SessionView {
     }
     if (this.initialized) await this.initialized;
     const conn = await this.ensureUpstream();
-    await conn.send(out, { subjectToken: ctx.locals['identity.token'] as string | undefined });
+    await conn.send(out, this.tokenFor(ctx));
   }
 
   /** The client's answer to a server → client request. Only ids the upstream asked are passed. */
@@ -307,7 +326,7 @@ export class Session implements SessionView {
       throw new BastionError('ERR_BASTION_TRANSPORT_INVALID_REQUEST', 'This response answers no outstanding server request in this session');
     }
     const conn = await this.ensureUpstream();
-    await conn.send(msg, { subjectToken: ctx.locals['identity.token'] as string | undefined });
+    await conn.send(msg, this.tokenFor(ctx));
   }
 
   /** GET: the standalone stream, or the resumption of any stream by Last-Event-ID. */
@@ -352,7 +371,19 @@ export class Session implements SessionView {
     if (msg.method === 'notifications/tools/list_changed') this.catalog = undefined;
     const target = this.relate(msg, relatedTo);
     if (isRequest(msg)) this.serverRequests.add(idKey(msg.id));
-    void this.deliverServerMessage(msg, target);
+    this.inOrder(() => this.deliverServerMessage(msg, target));
+  }
+
+  /**
+   * Upstream → client messages pass the response stages one at a time, in arrival order: a
+   * progress or log notification sent before a result must reach the client before it (the
+   * stages are async, so without this a slow scan could reorder them).
+   */
+  private outbound: Promise<void> = Promise.resolve();
+  private inOrder(work: () => Promise<void>): void {
+    this.outbound = this.outbound.then(work).catch((err: unknown) => {
+      this.deps.logger.error({ mount: this.mount, err: String(err) }, 'error delivering an upstream message');
+    });
   }
 
   private relate(msg: JsonRpcRequest | JsonRpcNotification, relatedTo: JsonRpcId | undefined): Pending | undefined {
@@ -388,21 +419,17 @@ export class Session implements SessionView {
       if (isRequest(msg)) {
         // Do not leave the upstream waiting for an answer that will never come.
         this.serverRequests.delete(idKey(msg.id));
-        void this.upstream?.send({ jsonrpc: '2.0', id: msg.id, error: { code: -32603, message: 'Request withheld by the gateway' } }).catch(() => {});
+        void this.upstream?.send({ jsonrpc: '2.0', id: msg.id, error: { code: -32603, message: 'Request withheld by the gateway' } }, this.ownToken()).catch(() => {});
       }
       return;
     }
     const json = JSON.stringify(out);
-    if (target && !target.internal && this.pendingIsLive(target)) {
+    if (target && !target.internal && !target.answered) {
       this.streamFor(target).send(json);
       return;
     }
     if (!this.standalone) this.standalone = new SseStream(this.nextStreamId(), this.buffer);
     this.standalone.send(json);
-  }
-
-  private pendingIsLive(p: Pending): boolean {
-    return this.pending.get(p.uid) === p;
   }
 
   /** Switch a pending JSON exchange to SSE (first related message), or return its stream. */
@@ -425,7 +452,7 @@ export class Session implements SessionView {
       return;
     }
     this.byDownstream.delete(idKey(p.downstreamId));
-    void this.respond(p.ctx, p.downstreamId, p.method, { ...msg, id: p.downstreamId }, p.res, p);
+    this.inOrder(() => this.respond(p.ctx, p.downstreamId, p.method, { ...msg, id: p.downstreamId }, p.res, p));
   }
 
   private async respond(
@@ -444,6 +471,7 @@ export class Session implements SessionView {
     }
     if (out === null) out = toWire(new BastionError('ERR_BASTION_SANITIZER_BLOCKED', 'The result was withheld by the gateway'), downstreamId).body as JsonRpcResponse;
     this.record(ctx, method, out as JsonRpcResponse);
+    if (p) p.answered = true;
     const json = JSON.stringify(out);
     if (p?.stream) {
       p.stream.send(json);
@@ -480,6 +508,7 @@ export class Session implements SessionView {
 
   private failPending(p: Pending, err: BastionError): void {
     const body = toWire(err, p.downstreamId).body as JsonRpcResponse;
+    p.answered = true;
     if (p.internal) {
       p.internal.resolve(body);
       return;
@@ -530,7 +559,7 @@ export class Session implements SessionView {
         deadline: this.now() + (method === 'initialize' ? Math.max(this.deps.requestTimeoutMs, 60_000) : this.deps.requestTimeoutMs),
         internal: { resolve },
       });
-      conn.send({ jsonrpc: '2.0', id: uid, method, params }).catch((err) => {
+      conn.send({ jsonrpc: '2.0', id: uid, method, params }, this.ownToken()).catch((err) => {
         this.pending.delete(uid);
         reject(err);
       });
@@ -584,7 +613,7 @@ export class Session implements SessionView {
         }),
       );
       void this.upstream
-        ?.send({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: uid, reason: 'gateway timeout' } })
+        ?.send({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: uid, reason: 'gateway timeout' } }, this.ownToken())
         .catch(() => {});
     }
   }

@@ -102,7 +102,7 @@ describe('SIGTERM', () => {
     const cfg = join(dir, 'bastion.yaml');
     writeFileSync(
       cfg,
-      `listen: {host: 127.0.0.1, port: ${port}}\nlog: {level: warn}\nservers:\n  faulty:\n    stdio: {command: ${JSON.stringify(process.execPath)}, args: ["--import", "tsx", ${JSON.stringify(faulty.args[2])}], cwd: ${JSON.stringify(ROOT)}}\n`,
+      `listen: {host: 127.0.0.1, port: ${port}}\nlog: {level: warn}\nservers:\n  faulty:\n    stdio: {command: ${JSON.stringify(process.execPath)}, args: ["--import", "tsx", ${JSON.stringify(faulty.args[2])}], cwd: ${JSON.stringify(ROOT)}}\n    defaultTool: allow\n`,
     );
     const child = spawn(process.execPath, ['--import', 'tsx', resolve(ROOT, 'src/cli/main.ts'), 'serve', '--config', cfg], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';

@@ -141,11 +141,7 @@ test("client_credentials: the upstream gets the gateway's own token", async () =
   for (const r of spy.requests) assert.equal(r.headers.authorization, 'Bearer gateway-own-cc-token');
 });
 
-// todo (stated reason): the session passes ctx.locals['identity.token'] to the connector as the subject
-// token, but the identity stage does not set it yet; until that wiring lands the exchange has no
-// subject and the call fails closed (upstream credentials unavailable) instead of passing through.
-const txPending = "the identity stage does not yet leave the verified token in ctx.locals['identity.token'] for the upstream connector";
-test("token exchange: the client's verified token is exchanged; only the exchanged token reaches the upstream", { todo: txPending }, async () => {
+test("token exchange: the client's verified token is exchanged; only the exchanged token reaches the upstream", async () => {
   spy.requests.length = 0;
   asForms.length = 0;
   const { seen, downstreamSession } = await callThrough('tx');

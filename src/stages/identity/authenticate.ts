@@ -234,6 +234,9 @@ export function identityStage(deps: IdentityStageDeps): Stage {
       });
     }
     const method: AuthMethod = cert ? (scheme === 'DPoP' ? 'mtls+dpop' : 'mtls+bearer') : scheme === 'DPoP' ? 'dpop' : 'bearer';
+    // Kept in memory for this request only, for upstream credentials that exchange it (RFC 8693).
+    // Never forwarded as is, never logged: audit events are built from named fields.
+    ctx.locals['identity.token'] = token;
     return principalFromToken(vt, config.auth.claims, method, cert);
   }
 
