@@ -1,6 +1,7 @@
 /**
  * The runners. Short on purpose: sync stages cost a function call, async ones one await.
  */
+import { performance } from 'node:perf_hooks';
 import type { MessageContext, RequestContext, Stage } from './context.js';
 import type { JsonRpcMessage } from './messages.js';
 import { orderStages } from './phases.js';
@@ -19,9 +20,14 @@ export function composePipeline(stages: readonly Stage[]): Pipeline {
   return {
     stages: ordered,
     async runRequest(ctx) {
+      // Per-stage milliseconds feed the audit record, the OTLP spans and the stage histogram.
+      const timings = ctx.timings;
       for (let i = 0; i < req.length; i++) {
-        const r = req[i]!.onRequest!(ctx);
+        const stage = req[i]!;
+        const t0 = performance.now();
+        const r = stage.onRequest!(ctx);
         if (r !== undefined) await r;
+        timings[stage.name] = performance.now() - t0;
       }
     },
     async runUpstreamMessage(ctx, msg) {

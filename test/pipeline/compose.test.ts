@@ -22,7 +22,7 @@ test('stages run in phase order whatever order they are given in', async () => {
     mk('transport.origin', 'transport'),
     mk('authorization.policy', 'authorization', true),
   ]);
-  await p.runRequest({} as RequestContext);
+  await p.runRequest({ timings: {} } as unknown as RequestContext);
   assert.deepEqual(seen, ['transport.origin', 'identity.bearer', 'authorization.policy', 'application.pin']);
 });
 
@@ -32,7 +32,7 @@ test('a refusing stage stops the pipeline', async () => {
     { name: 'transport.a', phase: 'transport', onRequest: () => { seen.push('a'); throw new Error('no'); } },
     { name: 'identity.b', phase: 'identity', onRequest: () => { seen.push('b'); } },
   ]);
-  await assert.rejects(p.runRequest({} as RequestContext), /no/);
+  await assert.rejects(p.runRequest({ timings: {} } as unknown as RequestContext), /no/);
   assert.deepEqual(seen, ['a']);
 });
 
@@ -42,4 +42,15 @@ test('stage names must carry their phase and be unique', () => {
     () => composePipeline([{ name: 'transport.a', phase: 'transport' }, { name: 'transport.a', phase: 'transport' }]),
     /duplicate/,
   );
+});
+
+test('each stage that ran has its duration in ctx.timings', async () => {
+  const p = composePipeline([
+    { name: 'transport.a', phase: 'transport', onRequest: () => {} },
+    { name: 'identity.b', phase: 'identity', onRequest: async () => {} },
+  ]);
+  const ctx = { timings: {} } as RequestContext;
+  await p.runRequest(ctx);
+  assert.deepEqual(Object.keys(ctx.timings), ['transport.a', 'identity.b']);
+  for (const v of Object.values(ctx.timings)) assert.ok(v >= 0);
 });
