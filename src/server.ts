@@ -61,7 +61,7 @@ export interface GatewayOptions {
   /** Called with the created server before it listens (TLS reload and client-cert policy). */
   onServer?: (server: http.Server | https.Server) => void;
   /** Request observations for metrics (called once per MCP request, off nothing: keep it cheap). */
-  observe?: (o: { mount: string; method: string; tool: string | undefined; outcome: 'allowed' | 'denied' | 'error'; reason: string | undefined; durationMs: number }) => void;
+  observe?: (o: { mount: string; method: string; tool: string | undefined; outcome: 'allowed' | 'denied' | 'error'; reason: string | undefined; durationMs: number; stages?: Readonly<Record<string, number>> }) => void;
   /** Extra routes (e.g. protected resource metadata, /metrics): return true when handled. */
   routes?: (req: IncomingMessage, res: ServerResponse, path: string, env: StageEnv) => boolean | Promise<boolean>;
 }
@@ -306,7 +306,7 @@ export async function startGateway(loaded: LoadedConfig, options: GatewayOptions
     const msg = ctx.message;
     const method = msg && 'method' in msg ? msg.method : ctx.http.method;
     const tool = method === 'tools/call' && msg && 'params' in msg ? (msg.params?.name as string | undefined) : undefined;
-    options.observe?.({ mount: ctx.mount.name, method, tool: typeof tool === 'string' ? tool : undefined, outcome: e && e.status < 500 ? 'denied' : 'error', reason: e?.reason ?? 'internal', durationMs: performance.now() - ctx.startedAt });
+    options.observe?.({ mount: ctx.mount.name, method, tool: typeof tool === 'string' ? tool : undefined, outcome: e && e.status < 500 ? 'denied' : 'error', reason: e?.reason ?? 'internal', durationMs: performance.now() - ctx.startedAt, stages: ctx.timings });
     if (ctx.decisions.some((d) => d.outcome === 'deny')) return;
     if (method === 'tools/call') {
       audit.emit(toolCallEvent(ctx, { kind: 'denied', outcome: 'denied', reason: e?.reason ?? 'internal', error: e?.code ?? 'ERR_BASTION_INTERNAL' }));

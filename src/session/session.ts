@@ -92,7 +92,7 @@ export interface SessionDeps {
    */
   restored?: { initParams: Record<string, unknown>; protocolVersion: string; createdAt: number } | undefined;
   /** Metrics hook, called once per answered request. */
-  observe?: ((o: { mount: string; method: string; tool: string | undefined; outcome: 'allowed' | 'denied' | 'error'; reason: string | undefined; durationMs: number }) => void) | undefined;
+  observe?: ((o: { mount: string; method: string; tool: string | undefined; outcome: 'allowed' | 'denied' | 'error'; reason: string | undefined; durationMs: number; stages?: Readonly<Record<string, number>> }) => void) | undefined;
   now?: () => number;
 }
 
@@ -502,7 +502,7 @@ export class Session implements SessionView {
     }
     if (this.deps.observe) {
       const tool = method === 'tools/call' ? ((ctx.message as JsonRpcRequest).params?.name as string | undefined) : undefined;
-      this.deps.observe({ mount: this.mount, method, tool, outcome: failed ? 'error' : 'allowed', reason: failed ? 'upstream_error' : undefined, durationMs: performance.now() - ctx.startedAt });
+      this.deps.observe({ mount: this.mount, method, tool, outcome: failed ? 'error' : 'allowed', reason: failed ? 'upstream_error' : undefined, durationMs: performance.now() - ctx.startedAt, stages: ctx.timings });
     }
   }
 
