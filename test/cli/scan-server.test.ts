@@ -34,7 +34,7 @@ async function bastion(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ c
 interface JsonReport {
   target: string;
   grade: string;
-  layers: Record<string, { grade: string; findings: Array<Record<string, string>> }>;
+  layers: Record<string, { grade: string; findings: Array<{ id: string; severity: string; title: string; control: string; evidence: string; fix: string }> }>;
 }
 
 let dir: string;

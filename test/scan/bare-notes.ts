@@ -19,7 +19,9 @@ export async function startBareNotes(): Promise<{ url: string; close: () => Prom
         res.writeHead(404).end();
         return;
       }
-      t = new StreamableHTTPServerTransport({ sessionIdGenerator: () => randomUUID(), onsessioninitialized: (id) => sessions.set(id, t!) });
+      t = new StreamableHTTPServerTransport({ sessionIdGenerator: () => randomUUID(), onsessioninitialized: (id) => {
+        sessions.set(id, t!);
+      } });
       await createNotesServer().connect(t);
     }
     await t.handleRequest(req, res, body);
