@@ -23,7 +23,7 @@ export function renderHtml(r: PostureReport, generatedAt = new Date()): string {
     const layer = r.layers[l];
     const findings = layer.findings
       .map(
-        (f) => `<article class="finding" data-severity="${f.severity}" id="${e(l)}-${e(f.id)}">
+        (f) => `<article class="finding" data-severity="${f.severity}" id="${e(l)}-${e(f.id)}" style="border-left-color:${SEV_COLOR[f.severity]}">
   <header><span class="sev" style="background:${SEV_COLOR[f.severity]}">${f.severity}</span> <h3>${e(f.title)}</h3></header>
   <dl><dt>Id</dt><dd><code>${e(f.id)}</code></dd><dt>Control</dt><dd>${e(f.control)}</dd><dt>Evidence</dt><dd><code class="evidence">${e(f.evidence)}</code></dd><dt>Fix</dt><dd>${e(f.fix)}</dd></dl>
 </article>`,
