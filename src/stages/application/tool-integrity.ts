@@ -221,6 +221,9 @@ export function toolIntegrityStage(deps: ToolIntegrityDeps): Stage {
   }
 
   /** Evaluate definitions of one kind for a mount. Side effects: tofu pins, pending records, audit. */
+  /** Canonical form and hash per definition object (objects are not mutated after parsing). */
+  const hashed = new WeakMap<object, { kind: DefinitionKind; definition: Record<string, unknown>; hash: string }>();
+
   async function evaluate(mount: MountRuntime, kind: DefinitionKind, defs: readonly unknown[], base: Partial<AuditEvent>): Promise<Evaluated[]> {
     const cfg = integrityConfig(mount);
     const server = mount.name;
@@ -248,8 +251,17 @@ export function toolIntegrityStage(deps: ToolIntegrityDeps): Stage {
       let hash: string;
       let definition: Record<string, unknown>;
       try {
-        definition = identityOf(kind, def);
-        hash = definitionHash(kind, def);
+        // The session's catalog hands out the same definition objects until the upstream's list
+        // changes: hash each object once, not on every call.
+        const known = hashed.get(def);
+        if (known !== undefined && known.kind === kind) {
+          definition = known.definition;
+          hash = known.hash;
+        } else {
+          definition = identityOf(kind, def);
+          hash = definitionHash(kind, def);
+          hashed.set(def, { kind, definition, hash });
+        }
       } catch {
         out.push({ kind, name, hash: '', definition: {}, decision: { status: 'blocked-by-scan', reason: 'the definition has no canonical JSON form', findings: [] } });
         continue;
