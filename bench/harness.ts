@@ -248,6 +248,14 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
         }
       }
     }
+    for (const rep of reports) {
+      const problem = rep.status === 'ok' ? await running.get(rep.id)?.verify?.() : null;
+      if (problem) {
+        rep.status = 'failed';
+        rep.reason = problem;
+        o.log(`${rep.id}: ${problem}`);
+      }
+    }
   } finally {
     for (const r of running.values()) await r.stop().catch(() => undefined);
     await lg.exit();

@@ -49,6 +49,8 @@ export interface RunningRow {
   headers?: Record<string, string>;
   processes: NamedProcess[];
   memory(): Promise<MemoryReading>;
+  /** After the cells: a reason the figures do not mean what the row says (e.g. Redis never used), or null. */
+  verify?(): Promise<string | null>;
   stop(): Promise<void>;
 }
 
@@ -126,6 +128,22 @@ async function gatewayMemory(p: Started, base: string): Promise<MemoryReading> {
     if (m) heap = Number(m[1]);
   }
   return { rssKb: rssKb(p.pid), childrenRssKb: childrenRss(p.pid), heapUsedBytes: heap };
+}
+
+/** Commands Redis has processed so far (INFO stats), through redis-cli. */
+function redisCommands(port: number): number {
+  const r = spawnSync('redis-cli', ['-p', String(port), 'info', 'stats'], { encoding: 'utf8', timeout: 5_000 });
+  const m = /total_commands_processed:(\d+)/.exec(r.stdout ?? '');
+  return m ? Number(m[1]) : 0;
+}
+
+async function waitForRedis(port: number): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    const r = spawnSync('redis-cli', ['-p', String(port), 'ping'], { encoding: 'utf8', timeout: 2_000 });
+    if (r.stdout?.trim() === 'PONG') return;
+    await new Promise((res) => setTimeout(res, 100));
+  }
+  throw new Error(`redis-server on port ${port} did not answer PING (is redis-server installed?)`);
 }
 
 /** HTTP status of an initialize sent without credentials. */
@@ -317,6 +335,57 @@ export const ROWS: RowDef[] = [
         };
       } catch (err) {
         await issuer.close();
+        throw err;
+      }
+    },
+  },
+  {
+    id: 'gateway-stdio-redis',
+    label: 'mcp-bastion -> SDK (stdio), Redis',
+    describe: 'the stdio row with the Redis state store (redis-server pinned with the processes under test) and a rate limit on the tool, so every call runs the Redis token bucket',
+    needsGateway: true,
+    flag: 'store-redis',
+    async start(ctx) {
+      const redisPort = await freePort();
+      const redis = await startProcess({
+        name: 'redis',
+        command: 'redis-server',
+        args: ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+        cwd: ctx.workDir,
+        cpu: ctx.cpu,
+        logFile: join(ctx.workDir, 'redis.log'),
+      });
+      try {
+        await waitForRedis(redisPort);
+        const { gateway, url, base } = await startGateway(
+          ctx,
+          'gateway-stdio-redis',
+          {
+            stdio: { command: process.execPath, args: nodeArgs(ctx, 'sdk-stdio-echo.mjs'), cwd: ctx.root },
+            // a limit no call reaches: every call takes a token from the bucket in Redis
+            tools: { echo: { rateLimit: '1000000/second' } },
+          },
+          { state: { type: 'redis', url: `redis://127.0.0.1:${redisPort}` } },
+        );
+        const commandsAtStart = redisCommands(redisPort);
+        return {
+          url,
+          processes: [
+            { name: 'gateway', pid: gateway.pid },
+            { name: 'redis', pid: redis.pid },
+          ],
+          memory: () => gatewayMemory(gateway, base),
+          verify: async () => {
+            const n = redisCommands(redisPort) - commandsAtStart;
+            return n > 0 ? null : 'Redis processed no command during the run: the gateway did not use the Redis store';
+          },
+          stop: async () => {
+            await gateway.stop();
+            await redis.stop();
+          },
+        };
+      } catch (err) {
+        await redis.stop();
         throw err;
       }
     },

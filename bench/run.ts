@@ -14,6 +14,7 @@ import { formatProfiles, summarizeProfiles } from './profile.js';
 const HELP = `usage: npm run bench -- [options]
 
   --rows a,b,...        rows to run (default: ${defaultRows().join(',')}; all: ${ROWS.map((r) => r.id).join(',')})
+  --store redis         also run the rows with the Redis state store (${ROWS.filter((r) => r.flag === 'store-redis').map((r) => r.id).join(',')})
   --auth                also run the rows with authentication on (${ROWS.filter((r) => r.flag === 'auth').map((r) => r.id).join(',')})
   --concurrency 1,10,50 concurrency levels (default 1,10,50)
   --duration MS         measured window per cell (default 3000)
@@ -26,7 +27,7 @@ const HELP = `usage: npm run bench -- [options]
   --out FILE            JSON results (default bench/results/latest.json)
   --memory              memory mode: one session, calls up to 100,000 (rows gateway-stdio,sdk-direct-json)
   --memory-rows a,b     memory rows (gateway-stdio, sdk-direct-json, sdk-direct)
-  --memory-calls 10000,100000  checkpoints
+  --memory-calls 10000,25000,50000,75000,100000  checkpoints
   --help`;
 
 function parse(argv: string[]): Map<string, string | true> {
@@ -42,11 +43,22 @@ function parse(argv: string[]): Map<string, string | true> {
   return m;
 }
 
+function rowFlags(args: Map<string, string | true>): string[] {
+  const flags: string[] = [];
+  if (args.has('auth')) flags.push('auth');
+  const store = args.get('store');
+  if (store !== undefined) {
+    if (store !== 'redis' && store !== 'memory') throw new Error(`--store takes redis or memory, got "${String(store)}"`);
+    if (store === 'redis') flags.push('store-redis');
+  }
+  return flags;
+}
+
 function defaultRows(flags: string[] = []): string[] {
   return ROWS.filter((r) => r.flag === undefined || flags.includes(r.flag)).map((r) => r.id);
 }
 
-const KNOWN = new Set(['auth', 'profile', 'rows', 'concurrency', 'duration', 'warmup', 'calls', 'sdk-json', 'no-pin', 'no-build', 'out', 'memory', 'memory-rows', 'memory-calls', 'help']);
+const KNOWN = new Set(['store', 'auth', 'profile', 'rows', 'concurrency', 'duration', 'warmup', 'calls', 'sdk-json', 'no-pin', 'no-build', 'out', 'memory', 'memory-rows', 'memory-calls', 'help']);
 
 function list(v: string | true | undefined, fallback: string): string[] {
   return (typeof v === 'string' ? v : fallback).split(',').map((s) => s.trim()).filter(Boolean);
@@ -72,7 +84,7 @@ async function main(): Promise<void> {
   if (args.has('memory')) {
     const report = await runMemory({
       rows: list(args.get('memory-rows'), 'gateway-stdio,sdk-direct-json'),
-      checkpoints: list(args.get('memory-calls'), '10000,100000').map((s) => num(s, 'memory-calls', 0)),
+      checkpoints: list(args.get('memory-calls'), '10000,25000,50000,75000,100000').map((s) => num(s, 'memory-calls', 0)),
       concurrency: 10,
       pin: !args.has('no-pin'),
       build: !args.has('no-build'),
@@ -83,7 +95,7 @@ async function main(): Promise<void> {
   } else {
     const calls = args.get('calls');
     const report = await runBench({
-      rows: list(args.get('rows'), defaultRows(args.has('auth') ? ['auth'] : []).join(',')),
+      rows: list(args.get('rows'), defaultRows(rowFlags(args)).join(',')),
       concurrency: list(args.get('concurrency'), '1,10,50').map((s) => num(s, 'concurrency', 1)),
       warmupMs: num(args.get('warmup'), 'warmup', 1000),
       ...(calls !== undefined ? { calls: num(calls, 'calls', 0) } : { durationMs: num(args.get('duration'), 'duration', 3000) }),
