@@ -199,6 +199,11 @@ async function checkOriginHostVersion(url: URL, opts: ScanServerOptions, out: La
   const sh: Record<string, string> = sid ? { 'mcp-session-id': sid } : {};
   await probe(url, { ...base, body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }), headers: { ...MCP_HEADERS, ...auth, ...sh, 'mcp-protocol-version': proto } });
   const bad = await probe(url, { ...base, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' }), headers: { ...MCP_HEADERS, ...auth, ...sh, 'mcp-protocol-version': '1999-01-01' } });
+  // Close the sessions these probes opened (a polite scanner leaves nothing behind).
+  for (const r of [origin, host, init]) {
+    const id = header(r, 'mcp-session-id');
+    if (id) await probe(url, { method: 'DELETE', headers: { ...auth, 'mcp-session-id': id, 'mcp-protocol-version': proto }, timeoutMs, ca: opts.ca });
+  }
   if (isResponse(bad) && bad.status === 400) out.passed.push('unsupported MCP-Protocol-Version refused with 400');
   else
     out.findings.push({
