@@ -155,9 +155,24 @@ export function outputSanitizerStage(deps: OutputSanitizerDeps): Stage {
     return err;
   };
 
+  // The config is frozen: resolve each (server, tool) policy once. Keys are bounded by the
+  // config (a tool without its own override shares the server's entry), not by client input.
+  const policies = new Map<string, SanitizePolicy>();
+  const policyFor = (ctx: MessageContext, tool: string | undefined): SanitizePolicy => {
+    const server = ctx.mount.config.sanitize as SanitizeServerConfig | undefined;
+    const own = tool !== undefined && server?.tools !== undefined && Object.prototype.hasOwnProperty.call(server.tools, tool);
+    const key = own ? `${ctx.mount.name}\u0000${tool}` : ctx.mount.name;
+    let p = policies.get(key);
+    if (p === undefined) {
+      p = resolvePolicy(deps.sanitize, server, own ? tool : undefined);
+      policies.set(key, p);
+    }
+    return p;
+  };
+
   const run = async (ctx: MessageContext, msg: JsonRpcMessage, kind: Kind): Promise<JsonRpcMessage | null> => {
     const tool = kind === 'tool-result' ? toolNameOf(ctx) : undefined;
-    const policy = resolvePolicy(deps.sanitize, ctx.mount.config.sanitize as SanitizeServerConfig | undefined, tool);
+    const policy = policyFor(ctx, tool);
     const out = structuredClone(msg) as JsonRpcMessage & { result?: Obj; error?: Obj; params?: Obj };
     const blocked = (code: ErrorCode, why: string, rules: Tally[], action: string): null => {
       if (kind === 'log' || kind === 'progress') {
