@@ -159,8 +159,13 @@ async function checkPlainHttp(url: URL, opts: ScanServerOptions, out: LayerResul
   if (!found) out.passed.push('plain HTTP not served');
 }
 
-async function checkOriginHostVersion(url: URL, opts: ScanServerOptions, out: LayerResult, auth: Record<string, string>): Promise<void> {
+async function checkOriginHostVersion(url: URL, opts: ScanServerOptions, out: LayerResult, auth: Record<string, string>, first: ProbeResult): Promise<void> {
   const timeoutMs = opts.timeoutMs ?? 10_000;
+  if (!isResponse(first) || (first.status !== 200 && first.status !== 401)) {
+    // Not an MCP endpoint answering initialize: a refusal of a foreign Origin/Host could not be told from it.
+    out.passed.push(`Origin, Host and MCP-Protocol-Version checks: not tested (initialize answered ${describe(first)})`);
+    return;
+  }
   const base = { method: 'POST', body: initializeBody(), ca: opts.ca, timeoutMs };
   const origin = await probe(url, { ...base, headers: { ...MCP_HEADERS, ...auth, origin: 'http://evil.example' } });
   if (isResponse(origin) && origin.status === 403) out.passed.push('foreign Origin refused with 403');
@@ -240,6 +245,6 @@ export async function checkTransport(url: URL, opts: ScanServerOptions, auth: Re
     });
   }
   opts.onProgress?.('transport: Origin, Host, MCP-Protocol-Version');
-  await checkOriginHostVersion(url, opts, out, certValid ? auth : {});
+  await checkOriginHostVersion(url, opts, out, certValid ? auth : {}, first);
   return { layer: out, certValid };
 }

@@ -101,3 +101,36 @@ test('a weak server: any bearer accepted, sequential session ids, a session id a
     await new Promise<void>((r) => srv.close(() => r()));
   }
 });
+
+test('TLS: a listener that accepts TLS 1.0/1.1 with a self-signed certificate and no HSTS is reported for each', async () => {
+  const { execFileSync } = await import('node:child_process');
+  const { mkdtempSync, readFileSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { createServer: createHttps } = await import('node:https');
+  const dir = mkdtempSync(join(tmpdir(), 'bastion-scan-tls-'));
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'k.pem', '-out', 'c.pem', '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { cwd: dir, stdio: 'ignore' });
+  const body = JSON.stringify({ jsonrpc: '2.0', id: 0, result: { protocolVersion: '2025-11-25', capabilities: {}, serverInfo: { name: 'legacy', version: '1' } } });
+  const srv = createHttps({ key: readFileSync(join(dir, 'k.pem')), cert: readFileSync(join(dir, 'c.pem')), minVersion: 'TLSv1', ciphers: 'DEFAULT:@SECLEVEL=0' }, (req, res) => {
+    req.resume();
+    req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end(body));
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  try {
+    const url = new URL(`https://127.0.0.1:${(srv.address() as AddressInfo).port}/mcp`);
+    const { checkTransport } = await import('../../src/scan/transport.js');
+    const { probe, initializeBody, MCP_HEADERS } = await import('../../src/scan/http.js');
+    const first = await probe(url, { method: 'POST', headers: { ...MCP_HEADERS }, body: initializeBody() });
+    const t = await checkTransport(url, { timeoutMs: 3000 }, {}, first);
+    const ids = t.layer.findings.map((x) => x.id);
+    const passed = t.layer.passed.join('\n');
+    // Where this machine's OpenSSL cannot offer TLS 1.0/1.1 at all, the report says so instead.
+    if (!/could not be offered/.test(passed)) assert.ok(ids.includes('transport.tls-legacy'), ids.join(', '));
+    for (const id of ['transport.cert-self-signed', 'transport.cert-expiring', 'transport.hsts-missing', 'transport.origin-not-validated', 'transport.host-not-validated']) assert.ok(ids.includes(id), `${id}: ${ids.join(', ')}`);
+    assert.equal(t.certValid, false);
+  } finally {
+    srv.closeAllConnections();
+    await new Promise<void>((r) => srv.close(() => r()));
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
