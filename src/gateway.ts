@@ -8,7 +8,6 @@ import type { Config } from './config/schema.js';
 import { createLogger } from './logger.js';
 import { startGateway, type Gateway, type GatewayOptions, type StageEnv } from './server.js';
 import type { Stage } from './pipeline/context.js';
-import { MemoryStateStore } from './stores/memory.js';
 import type { StateStore } from './stores/types.js';
 import { createAuditFromConfig } from './audit/setup.js';
 import { auditGateStage } from './audit/gate.js';
@@ -22,6 +21,12 @@ import { argumentValidationStage } from './stages/application/argument-validatio
 import { ArgumentValidator } from './policy/arguments.js';
 import { toolIntegrityStageForConfig } from './stages/application/tool-integrity.js';
 import { outputSanitizerStage } from './stages/application/output-sanitizer.js';
+import { createStateStore, describeStore } from './containment/setup.js';
+import { Containment } from './containment/containment.js';
+import { failOpenRateLimits } from './containment/fail-open.js';
+import { revocationStage } from './stages/identity/revocation.js';
+import { quarantineStage } from './stages/application/quarantine.js';
+import { startAdminServer, type AdminServer } from './admin/server.js';
 
 export interface FullGatewayOptions extends GatewayOptions {
   /** Stream for `stdout` audit sinks (tests). */
@@ -30,13 +35,27 @@ export interface FullGatewayOptions extends GatewayOptions {
   metrics?: Metrics;
 }
 
-export async function startGatewayFromConfig(loaded: LoadedConfig, options: FullGatewayOptions = {}): Promise<Gateway> {
+/** The gateway with its admin listener (present when `admin` is configured). */
+export interface FullGateway extends Gateway {
+  readonly admin: AdminServer | undefined;
+}
+
+export async function startGatewayFromConfig(loaded: LoadedConfig, options: FullGatewayOptions = {}): Promise<FullGateway> {
   const config = loaded.config as Config;
   const logger = options.logger ?? createLogger(config.log.level);
-  const store: StateStore = options.store ?? new MemoryStateStore();
-  if (!store.shared) {
-    logger.info('state store: memory (not shared between replicas; use state.type redis when running several)');
-  }
+  // State store (issue 9): memory by default; redis when state.type says so. Waits a bounded
+  // time for Redis: when it is not there the gateway starts anyway and answers 503 (fail closed).
+  const storeSetup = options.store ? { store: options.store, ready: Promise.resolve(true) } : createStateStore(config.state, { baseDir: loaded.baseDir, logger });
+  const store: StateStore = storeSetup.store;
+  describeStore(store, config, logger);
+  if (!(await storeSetup.ready)) logger.warn('state store: Redis not reachable at start-up; requests get 503 until it is');
+  const containment = new Containment(store, {
+    staleAfterMs: config.state.cacheStaleAfterMs,
+    onError: (m) => logger.warn(m),
+    onSessionEnded: (s, sel) => audit.emit({ type: 'incident.session.terminated', outcome: 'success', sessionId: s.id, mount: s.mount, by: sel.by }),
+  });
+  await containment.start();
+  const rateLimitStore = (s: StateStore): StateStore => (config.state.failOpen.rateLimits ? failOpenRateLimits(s, (m) => logger.warn(m)) : s);
 
   const metrics = options.metrics ?? (config.metrics.enabled ? createMetrics() : undefined);
   const audit =
@@ -65,11 +84,15 @@ export async function startGatewayFromConfig(loaded: LoadedConfig, options: Full
     auditGateStage(env.audit),
     // identity: who is calling (identity.session is placed after it by server.ts)
     identity.stage({ config: env.config, store: env.store, audit: env.audit, publicUrl: env.publicUrl }),
+    // identity: the operator's deny-list (token, subject, client, certificate), from the local cache
+    revocationStage({ containment, audit: env.audit, config: env.config }),
     // authorization: what they may do, and how often
     // rate limits first: they count only calls the policy would allow, so a 429 never reveals a hidden tool
-    rateLimitStage({ policy, store: env.store, audit: env.audit }),
+    rateLimitStage({ policy, store: rateLimitStore(env.store), audit: env.audit }),
     policyStage({ policy, audit: env.audit, config: env.config }),
     // application: arguments, definitions, outputs
+    // quarantined tools (incident containment) are refused before any other application work
+    quarantineStage({ containment }),
     argumentValidationStage({ policy, audit: env.audit, validator }),
     toolIntegrityStageForConfig(loaded, { store: env.store, audit: env.audit }),
     outputSanitizerStage({ audit: env.audit, sanitize: config.sanitize }),
@@ -98,14 +121,33 @@ export async function startGatewayFromConfig(loaded: LoadedConfig, options: Full
     });
   } catch (err) {
     identity.close();
+    await containment.close();
     await audit.close();
+    if (!options.store) await store.close();
     throw err;
+  }
+  containment.attachSessions(gw.sessions);
+  let admin: AdminServer | undefined;
+  if (config.admin) {
+    try {
+      admin = await startAdminServer({ config: config.admin, baseDir: loaded.baseDir, containment, audit, logger });
+    } catch (err) {
+      await gw.close();
+      identity.close();
+      await containment.close();
+      await audit.close();
+      if (!options.store) await store.close();
+      throw err;
+    }
   }
   const close = gw.close;
   return Object.assign(Object.create(Object.getPrototypeOf(gw) as object) as Gateway, gw, {
+    admin,
     async close() {
+      await admin?.close();
       await close();
       identity.close();
+      await containment.close();
       await audit.close();
       if (!options.store) await store.close();
     },
