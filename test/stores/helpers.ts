@@ -53,14 +53,19 @@ export async function freePort(): Promise<number> {
 /** A private redis-server on `port` (no persistence), killed and restarted by the test that owns it. */
 export class PrivateRedis {
   private child: ChildProcess | undefined;
-  constructor(readonly port: number) {}
+  /** `dir`: persist (AOF, fsync always) there, so data survives a kill and restart. */
+  constructor(
+    readonly port: number,
+    readonly dir?: string,
+  ) {}
 
   get url(): string {
     return `redis://127.0.0.1:${this.port}`;
   }
 
   async start(): Promise<void> {
-    const child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+    const persist = this.dir ? ['--appendonly', 'yes', '--appendfsync', 'always', '--dir', this.dir] : ['--appendonly', 'no'];
+    const child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', ...persist], { stdio: 'ignore' });
     this.child = child;
     const deadline = Date.now() + 10_000;
     while (!(await ping(this.port))) {
