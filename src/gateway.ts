@@ -21,6 +21,8 @@ import { argumentValidationStage } from './stages/application/argument-validatio
 import { ArgumentValidator } from './policy/arguments.js';
 import { toolIntegrityStageForConfig } from './stages/application/tool-integrity.js';
 import { outputSanitizerStage } from './stages/application/output-sanitizer.js';
+import { createAnomalyDetector } from './anomaly/detector.js';
+import { anomalyStage } from './audit/anomaly-stage.js';
 import { createStateStore, describeStore } from './containment/setup.js';
 import { Containment } from './containment/containment.js';
 import { failOpenRateLimits } from './containment/fail-open.js';
@@ -79,6 +81,8 @@ export async function startGatewayFromConfig(loaded: LoadedConfig, options: Full
   const validator = new ArgumentValidator();
   const metricsRoutes = metrics && config.metrics.enabled ? metricsRoute(metrics, config.metrics.path) : undefined;
 
+  const detector = config.anomaly.enabled ? createAnomalyDetector({ store, config: config.anomaly }) : undefined;
+
   const stages = (env: StageEnv): Stage[] => [
     // transport: fail closed when the audit trail cannot record (queue full under `block`)
     auditGateStage(env.audit),
@@ -86,7 +90,8 @@ export async function startGatewayFromConfig(loaded: LoadedConfig, options: Full
     identity.stage({ config: env.config, store: env.store, audit: env.audit, publicUrl: env.publicUrl }),
     // identity: the operator's deny-list (token, subject, client, certificate), from the local cache
     revocationStage({ containment, audit: env.audit, config: env.config }),
-    // authorization: what they may do, and how often
+    // authorization: anomalies first (a suspended credential is refused, a throttled one slowed)
+    ...(detector ? [anomalyStage({ detector, audit: env.audit, ...(metrics ? { metrics } : {}), onError: (e) => logger.warn({ err: String(e) }, 'anomaly detection failed') })] : []),
     // rate limits first: they count only calls the policy would allow, so a 429 never reveals a hidden tool
     rateLimitStage({ policy, store: rateLimitStore(env.store), audit: env.audit }),
     policyStage({ policy, audit: env.audit, config: env.config }),
