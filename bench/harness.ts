@@ -30,6 +30,8 @@ export interface BenchOptions {
   build: boolean;
   /** Write V8 CPU profiles of the processes under test (meta.workDir/profiles). */
   profile?: boolean;
+  /** Sessions per cell, shared round-robin by the c clients; default c (one session per client). */
+  sessions?: number;
   log: (line: string) => void;
 }
 
@@ -229,7 +231,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
         const target = running.get(rep.id);
         if (!target || rep.status !== 'ok') continue;
         try {
-          await lg.open(target.url, c, c, target.headers ?? {});
+          await lg.open(target.url, Math.max(1, Math.min(c, o.sessions ?? c)), c, target.headers ?? {});
           const spec: RunSpec = { concurrency: c, warmupMs: o.warmupMs, processes: target.processes };
           if (o.durationMs !== undefined) spec.durationMs = o.durationMs;
           else spec.calls = o.calls as number;

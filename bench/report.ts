@@ -99,7 +99,7 @@ export function formatBench(report: BenchReport, rs: Ratio[]): string {
   out.push(
     `mcp-bastion bench  ${m.date}  node ${m.node}  SDK ${m.sdkVersion}  commit ${m.gitCommit ?? '?'}`,
     `${m.cpuCount} x ${m.cpuModel}; ${m.pinning}`,
-    `tools/call of a trivial echo tool, stateful sessions (one per client), SDK server response mode: ${m.sdkResponseMode}`,
+    `tools/call of a trivial echo tool, stateful sessions (${report.options.sessions ? `at most ${report.options.sessions} per cell, shared by the clients` : 'one per client'}), SDK server response mode: ${m.sdkResponseMode}`,
     '',
   );
   const body: string[][] = [];

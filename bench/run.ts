@@ -20,6 +20,7 @@ const HELP = `usage: npm run bench -- [options]
   --duration MS         measured window per cell (default 3000)
   --warmup MS           unmeasured load before each window (default 1000)
   --calls N             measure a fixed number of calls per cell instead of a duration
+  --sessions N          sessions per cell, shared by the c clients (default: one per client)
   --sdk-json            serve the SDK rows with enableJsonResponse (default: SDK default, SSE)
   --profile             write V8 CPU profiles of the processes under test and print their top functions
   --no-pin              do not pin with taskset
@@ -58,7 +59,7 @@ function defaultRows(flags: string[] = []): string[] {
   return ROWS.filter((r) => r.flag === undefined || flags.includes(r.flag)).map((r) => r.id);
 }
 
-const KNOWN = new Set(['store', 'auth', 'profile', 'rows', 'concurrency', 'duration', 'warmup', 'calls', 'sdk-json', 'no-pin', 'no-build', 'out', 'memory', 'memory-rows', 'memory-calls', 'help']);
+const KNOWN = new Set(['sessions', 'store', 'auth', 'profile', 'rows', 'concurrency', 'duration', 'warmup', 'calls', 'sdk-json', 'no-pin', 'no-build', 'out', 'memory', 'memory-rows', 'memory-calls', 'help']);
 
 function list(v: string | true | undefined, fallback: string): string[] {
   return (typeof v === 'string' ? v : fallback).split(',').map((s) => s.trim()).filter(Boolean);
@@ -103,6 +104,7 @@ async function main(): Promise<void> {
       sdkJson: args.has('sdk-json'),
       build: !args.has('no-build'),
       profile: args.has('profile'),
+      ...(args.has('sessions') ? { sessions: num(args.get('sessions'), 'sessions', 1) } : {}),
       log,
     });
     const rs = ratios(report);
