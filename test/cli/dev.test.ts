@@ -52,7 +52,7 @@ test('bastion dev: authentication required, the printed recipe works, dev.json h
     const anon = await post(url, init);
     assert.equal(anon.status, 401);
     assert.match(anon.headers.get('www-authenticate') ?? '', /resource_metadata="http:\/\/127\.0\.0\.1:\d+\/\.well-known\/oauth-protected-resource\/mcp\/notes"/);
-    const prm = await (await fetch(`http://127.0.0.1:${port}/.well-known/oauth-protected-resource/mcp/notes`)).json();
+    const prm: any = await (await fetch(`http://127.0.0.1:${port}/.well-known/oauth-protected-resource/mcp/notes`)).json();
     assert.deepEqual(prm.authorization_servers, [facts.issuer]);
 
     // The recipe: a token from the dev helper, then MCP with it.
