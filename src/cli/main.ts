@@ -15,6 +15,9 @@ import { register as registerServe } from './serve.js';
 import { register as registerConfig } from './config.js';
 import { register as registerDev } from './dev.js';
 import { register as registerAudit } from './audit.js';
+import { register as registerRevoke } from './revoke.js';
+import { register as registerSessions } from './sessions.js';
+import { register as registerQuarantine } from './quarantine.js';
 
 type Register = (program: Command) => void;
 
@@ -30,6 +33,9 @@ const COMMANDS: Register[] = [
   registerPin,
   registerManifest,
   registerAudit,
+  registerRevoke,
+  registerSessions,
+  registerQuarantine,
 ];
 
 export async function main(argv: string[]): Promise<void> {
