@@ -31,7 +31,7 @@ import { canonicalResource } from './identity/resource.js';
 import { requestAuditBase, toolCallEvent } from './audit/request.js';
 import { StdioUpstream } from './upstream/stdio.js';
 import { HttpUpstream } from './upstream/http.js';
-import type { UpstreamConnection, UpstreamHandlers } from './upstream/types.js';
+import type { UpstreamConnection, UpstreamHandlers } from './upstream/connection.js';
 import { buildChildSpawn } from './upstream/child-process.js';
 import { createCredentials } from './upstream/credentials.js';
 

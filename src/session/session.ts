@@ -21,7 +21,7 @@ import type { Pipeline } from '../pipeline/compose.js';
 import type { JsonRpcId, JsonRpcMessage, JsonRpcNotification, JsonRpcRequest, JsonRpcResponse } from '../pipeline/messages.js';
 import { isRequest } from '../pipeline/messages.js';
 import type { Principal } from '../identity/types.js';
-import type { UpstreamCloseReason, UpstreamConnection, UpstreamHandlers } from '../upstream/types.js';
+import type { UpstreamCloseReason, UpstreamConnection, UpstreamHandlers } from '../upstream/connection.js';
 import { performance } from 'node:perf_hooks';
 import { toolCallEvent } from '../audit/request.js';
 import { EventBuffer, parseEventId, SseStream } from './downstream-stream.js';

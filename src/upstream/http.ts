@@ -16,7 +16,7 @@ import https from 'node:https';
 import type { JsonRpcId, JsonRpcMessage } from '../pipeline/messages.js';
 import { isRequest, toMessage } from '../pipeline/messages.js';
 import { SseParser } from './sse.js';
-import type { UpstreamConnection, UpstreamHandlers, UpstreamSendOptions } from './types.js';
+import type { UpstreamConnection, UpstreamHandlers, UpstreamSendOptions } from './connection.js';
 
 export interface HttpUpstreamOptions {
   url: string;

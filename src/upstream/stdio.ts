@@ -9,7 +9,7 @@
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import type { JsonRpcMessage } from '../pipeline/messages.js';
 import { toMessage } from '../pipeline/messages.js';
-import type { UpstreamConnection, UpstreamHandlers } from './types.js';
+import type { UpstreamConnection, UpstreamHandlers } from './connection.js';
 
 export interface StdioSpawnSpec {
   command: string;
