@@ -78,8 +78,8 @@ async function main(): Promise<void> {
     return;
   }
   for (const k of args.keys()) if (!KNOWN.has(k)) throw new Error(`unknown option --${k}; see --help`);
-  const log = (line: string): void => console.error(line);
   const started = Date.now();
+  const log = (line: string): void => console.error(`[${((Date.now() - started) / 1000).toFixed(1).padStart(5)} s] ${line}`);
   const out = typeof args.get('out') === 'string' ? (args.get('out') as string) : join(ROOT, 'bench', 'results', args.has('memory') ? 'memory.json' : 'latest.json');
   let json: unknown;
   if (args.has('memory')) {
