@@ -4,12 +4,13 @@
  * CPU time counts, and stops them afterwards.
  *
  * To add a row (auth on, policy rules, audit sinks, Redis store, ...): write a RowDef below and
- * add it to ROWS; `npm run bench -- --rows ID` selects it, and a row with `flag: 'NAME'` is also
- * added to the default rows by `--NAME` (e.g. `--auth`). Gateway rows share startGateway(),
+ * add it to ROWS; `npm run bench -- --rows ID` selects it, and a row with a `flag` is also
+ * added to the default rows by its option (`--auth`: flag 'auth'; `--store redis`: 'store-redis';
+ * see rowFlags() in run.ts). Gateway rows share startGateway(),
  * which takes the `servers.echo` entry plus any extra top-level config keys.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { BenchClient, PROTOCOL_VERSION } from './mcp-client.js';
 import { join } from 'node:path';
@@ -399,9 +400,4 @@ export function gatewayAvailability(root: string): string | null {
   const help = spawnSync(process.execPath, [main, 'serve', '--help'], { cwd: root, encoding: 'utf8', timeout: 15_000 });
   if (help.status !== 0) return 'the built CLI has no `serve` command yet (node dist/cli/main.js serve --help failed)';
   return null;
-}
-
-export function ensureDir(dir: string): string {
-  mkdirSync(dir, { recursive: true });
-  return dir;
 }
