@@ -88,6 +88,7 @@ export const CONTAINMENT_KEYS = {
 } as const;
 
 const TEN_YEARS_MS = 10 * 365 * 24 * 3600 * 1000;
+const MAX_SNAPSHOT_SESSIONS = 5000;
 
 function h(s: string): string {
   return createHash('sha256').update(s).digest('base64url').slice(0, 32);
@@ -201,7 +202,9 @@ export class Containment {
     this.sessions = sessions;
     if (this.snapshotter) return;
     const write = (): void => {
-      void this.store.set(`${CONTAINMENT_KEYS.sessions}${this.replicaId}`, JSON.stringify(this.localSessions()), this.snapshotMs * 3).catch(() => undefined);
+      // Bounded: a listing for operators, not a registry (ending sessions does not depend on it).
+      const list = this.localSessions().slice(0, MAX_SNAPSHOT_SESSIONS);
+      void this.store.set(`${CONTAINMENT_KEYS.sessions}${this.replicaId}`, JSON.stringify(list), this.snapshotMs * 3).catch(() => undefined);
     };
     write();
     this.snapshotter = setInterval(write, this.snapshotMs);
