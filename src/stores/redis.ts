@@ -208,7 +208,8 @@ export class RedisStateStore implements StateStore {
       });
     } else if (p.mode === 'sentinel') {
       if (!p.name) throw new BastionError('ERR_BASTION_CONFIG_INVALID', 'state.url: a Sentinel URL names the master after the hosts: redis+sentinel://h1:26379,h2:26379/mymaster');
-      c = new Redis({ ...this.common, ...extra, sentinels: p.hosts, name: p.name, ...(this.common.password ? { sentinelPassword: this.common.password } : {}) });
+      // The password is the data nodes' (Sentinels themselves are reached without AUTH).
+      c = new Redis({ ...this.common, ...extra, sentinels: p.hosts, name: p.name });
     } else {
       c = new Redis({ ...this.common, ...extra, host: p.hosts[0]!.host, port: p.hosts[0]!.port });
     }
