@@ -294,6 +294,41 @@ export const ROWS: RowDef[] = [
     },
   },
   {
+    id: 'gateway-stdio-no-audit',
+    label: 'mcp-bastion -> SDK (stdio), audit off',
+    describe: 'the stdio row with no audit sink: its CPU per call against gateway-stdio (audit to stdout, the default) is the cost of auditing',
+    needsGateway: true,
+    flag: 'audit',
+    async start(ctx) {
+      const { gateway, url, base } = await startGateway(
+        ctx,
+        'gateway-stdio-no-audit',
+        { stdio: { command: process.execPath, args: nodeArgs(ctx, 'sdk-stdio-echo.mjs'), cwd: ctx.root }, tools: ALLOW_ECHO },
+        { audit: { sinks: [] } },
+      );
+      return { url, processes: [{ name: 'gateway', pid: gateway.pid }], memory: () => gatewayMemory(gateway, base), stop: () => gateway.stop() };
+    },
+  },
+  {
+    id: 'gateway-stdio-audit-chain',
+    label: 'mcp-bastion -> SDK (stdio), signed audit file',
+    describe: 'the stdio row auditing to a hash-chained file with Ed25519 checkpoints every 1000 records',
+    needsGateway: true,
+    flag: 'audit',
+    async start(ctx) {
+      const { generateKeyPairSync } = await import('node:crypto');
+      const keyFile = join(ctx.workDir, 'audit-key.pem');
+      writeFileSync(keyFile, generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+      const { gateway, url, base } = await startGateway(
+        ctx,
+        'gateway-stdio-audit-chain',
+        { stdio: { command: process.execPath, args: nodeArgs(ctx, 'sdk-stdio-echo.mjs'), cwd: ctx.root }, tools: ALLOW_ECHO },
+        { audit: { sinks: [{ type: 'file', path: join(ctx.workDir, 'audit.jsonl'), checkpoint: { keyFile, everyRecords: 1000 } }] } },
+      );
+      return { url, processes: [{ name: 'gateway', pid: gateway.pid }], memory: () => gatewayMemory(gateway, base), stop: () => gateway.stop() };
+    },
+  },
+  {
     id: 'gateway-stdio-auth',
     label: 'mcp-bastion -> SDK (stdio), JWT',
     describe: 'the stdio row with authentication on: an ES256 access token (jose) checked against a local JWKS issuer, and a per-tool scope policy',
