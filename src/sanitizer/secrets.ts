@@ -344,6 +344,19 @@ export interface RedactResult {
   findings: Finding[];
 }
 
+/** The finding for one match: the rule, and evidence with the secret masked (never in clear). */
+export function secretFinding(text: string, s: SecretMatch): Finding {
+  return {
+    rule: `secret.${s.type}`,
+    kind: 'secret',
+    severity: s.severity,
+    message: `secret found: ${s.type.replace(/-/g, ' ')}`,
+    evidence: maskSecret(text.slice(s.start, s.end)),
+    start: s.start,
+    end: s.end,
+  };
+}
+
 /** Replace every secret with its typed placeholder, in one pass over the matches. */
 export function redactSecrets(text: string, matches: SecretMatch[] = findSecrets(text)): RedactResult {
   if (matches.length === 0) return { text, matches, findings: [] };
@@ -353,15 +366,7 @@ export function redactSecrets(text: string, matches: SecretMatch[] = findSecrets
   for (const s of matches) {
     out += text.slice(last, s.start) + placeholder(s.type);
     last = s.end;
-    findings.push({
-      rule: `secret.${s.type}`,
-      kind: 'secret',
-      severity: s.severity,
-      message: `secret found: ${s.type.replace(/-/g, ' ')}`,
-      evidence: maskSecret(text.slice(s.start, s.end)),
-      start: s.start,
-      end: s.end,
-    });
+    findings.push(secretFinding(text, s));
   }
   out += text.slice(last);
   return { text: out, matches, findings };

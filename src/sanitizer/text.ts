@@ -9,7 +9,7 @@
  */
 import { processHidden } from './hidden.js';
 import { detectInjection } from './injection.js';
-import { findSecrets, maskSecret, placeholder, type SecretMatch } from './secrets.js';
+import { findSecrets, placeholder, secretFinding, type SecretMatch } from './secrets.js';
 import { SEVERITY_RANK, type Finding, type SanitizePolicy, type TextResult } from './types.js';
 
 export const MARKER_OPEN = '⟦bastion:untrusted';
@@ -96,17 +96,7 @@ export function sanitizeText(input: string, policy: SanitizePolicy): TextResult 
   let secrets: SecretMatch[] = [];
   if (policy.secrets !== 'off') {
     secrets = findSecrets(text);
-    for (const s of secrets) {
-      findings.push({
-        rule: `secret.${s.type}`,
-        kind: 'secret',
-        severity: s.severity,
-        message: `secret found: ${s.type.replace(/-/g, ' ')}`,
-        evidence: maskSecret(text.slice(s.start, s.end)),
-        start: s.start,
-        end: s.end,
-      });
-    }
+    for (const s of secrets) findings.push(secretFinding(text, s));
     if (secrets.length > 0 && policy.secrets === 'block') block = true;
   }
 
