@@ -16,7 +16,7 @@ const HELP = `usage: npm run bench -- [options]
   --rows a,b,...        rows to run (default: ${defaultRows().join(',')}; all: ${ROWS.map((r) => r.id).join(',')})
   --store redis         also run the rows with the Redis state store (${ROWS.filter((r) => r.flag === 'store-redis').map((r) => r.id).join(',')})
   --audit               also run the stdio row with audit off and with a signed audit file (the cost of auditing)
-  --policy              also print the authorization micro-bench (10 and 10,000 rules, argument validation)
+  --no-policy           skip the authorization micro-bench (10 and 10,000 rules, argument validation; printed by default)
   --auth                also run the rows with authentication on (${ROWS.filter((r) => r.flag === 'auth').map((r) => r.id).join(',')})
   --concurrency 1,10,50 concurrency levels (default 1,10,50)
   --duration MS         measured window per cell (default 3000)
@@ -62,7 +62,7 @@ function defaultRows(flags: string[] = []): string[] {
   return ROWS.filter((r) => r.flag === undefined || flags.includes(r.flag)).map((r) => r.id);
 }
 
-const KNOWN = new Set(['sessions', 'store', 'auth', 'audit', 'policy', 'profile', 'rows', 'concurrency', 'duration', 'warmup', 'calls', 'sdk-json', 'no-pin', 'no-build', 'out', 'memory', 'memory-rows', 'memory-calls', 'help']);
+const KNOWN = new Set(['sessions', 'store', 'auth', 'audit', 'no-policy', 'profile', 'rows', 'concurrency', 'duration', 'warmup', 'calls', 'sdk-json', 'no-pin', 'no-build', 'out', 'memory', 'memory-rows', 'memory-calls', 'help']);
 
 function list(v: string | true | undefined, fallback: string): string[] {
   return (typeof v === 'string' ? v : fallback).split(',').map((s) => s.trim()).filter(Boolean);
@@ -113,7 +113,7 @@ async function main(): Promise<void> {
     const rs = ratios(report);
     console.log(formatBench(report, rs));
     json = { ...report, ratios: rs };
-    if (args.has('policy')) {
+    if (!args.has('no-policy')) {
       const { runPolicyBench, formatPolicyBench } = await import('./policy.js');
       const policy = await runPolicyBench();
       console.log(`\n${formatPolicyBench(policy)}`);
