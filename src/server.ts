@@ -253,8 +253,15 @@ export async function startGateway(loaded: LoadedConfig, options: GatewayOptions
       if (path === '/healthz') return json(res, 200, { status: shuttingDown ? 'draining' : 'ok' });
       if (path === '/readyz') {
         const down = [...health].filter(([, h]) => !h.healthy).map(([n, h]) => ({ server: n, error: h.lastError }));
-        const ok = !shuttingDown && down.length === 0;
-        return json(res, ok ? 200 : 503, { status: ok ? 'ready' : 'not ready', sessions: registry.size, unhealthy: down });
+        // The state store answers (Redis reachable): without it security checks answer 503 anyway.
+        let stateOk = true;
+        try {
+          await store.get('bastion:readyz');
+        } catch {
+          stateOk = false;
+        }
+        const ok = !shuttingDown && down.length === 0 && stateOk;
+        return json(res, ok ? 200 : 503, { status: ok ? 'ready' : 'not ready', sessions: registry.size, state: stateOk ? 'ok' : 'unavailable', unhealthy: down });
       }
       if (options.routes && (await options.routes(req, res, path, env))) return;
       return json(res, 404, { error: 'not_found', message: 'No such endpoint. MCP servers are mounted at /mcp/NAME.' });

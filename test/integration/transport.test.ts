@@ -149,3 +149,29 @@ describe('transport refusals', () => {
     assert.equal(ready.status, 200);
   });
 });
+
+test('/readyz is 503 while the state store cannot be reached', async () => {
+  const { MemoryStateStore } = await import('../../src/stores/memory.js');
+  const store = new MemoryStateStore();
+  let down = false;
+  const flaky = new Proxy(store, {
+    get(target, prop, recv) {
+      if (prop === 'get') return async (k: string) => {
+        if (down) throw new Error('state store unreachable');
+        return target.get(k);
+      };
+      const v = Reflect.get(target, prop, recv);
+      return typeof v === 'function' ? v.bind(target) : v;
+    },
+  });
+  const gw = await gateway({ servers: { notes: { stdio: demoStdio() } } }, { bare: true, store: flaky });
+  try {
+    assert.equal((await fetch(`${gw.url}/readyz`)).status, 200);
+    down = true;
+    const r = await fetch(`${gw.url}/readyz`);
+    assert.equal(r.status, 503);
+    assert.equal(((await r.json()) as { state: string }).state, 'unavailable');
+  } finally {
+    await gw.close();
+  }
+});
