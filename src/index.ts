@@ -15,4 +15,5 @@ export type { Stage, RequestContext, MessageContext, Phase } from './pipeline/co
 export type { Principal, AuthMethod } from './identity/types.js';
 export type { StateStore } from './stores/types.js';
 export { MemoryStateStore } from './stores/memory.js';
+export { RedisStateStore } from './stores/redis.js';
 export type { AuditEvent, AuditLog, AuditSink } from './audit/types.js';

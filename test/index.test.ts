@@ -8,6 +8,7 @@ test('public exports', () => {
     'BastionError',
     'ERROR_CODES',
     'MemoryStateStore',
+    'RedisStateStore',
     'canonicalResource',
     'configJsonSchema',
     'isBastionError',
