@@ -31,6 +31,7 @@ import { canonicalResource } from './identity/resource.js';
 import { requestAuditBase, toolCallEvent } from './audit/request.js';
 import { StdioUpstream } from './upstream/stdio.js';
 import { HttpUpstream } from './upstream/http.js';
+import { SharedStdioHub } from './upstream/shared-stdio.js';
 import type { UpstreamConnection, UpstreamHandlers } from './upstream/connection.js';
 import { buildChildSpawn } from './upstream/child-process.js';
 import { createCredentials } from './upstream/credentials.js';
@@ -205,6 +206,15 @@ export async function startGateway(loaded: LoadedConfig, options: GatewayOptions
     if (sc.stdio) {
       const spec = buildChildSpawn(sc.stdio, { gatewayEnv: process.env, baseDir: loaded.baseDir, server: mount.name });
       for (const w of spec.warnings) logger.warn({ mount: mount.name }, w);
+      if (sc.stdio.shared) {
+        const hub = new SharedStdioHub({
+          spec,
+          maxMessageBytes: MAX_UPSTREAM_MESSAGE_BYTES,
+          onStderr: (line) => logger.debug({ mount: mount.name, stderr: line }, 'upstream stderr'),
+        });
+        hubs.push(hub);
+        return (handlers) => hub.connect(handlers);
+      }
       return (handlers) =>
         new StdioUpstream({
           spec,
@@ -228,6 +238,7 @@ export async function startGateway(loaded: LoadedConfig, options: GatewayOptions
         connectTimeoutMs: h.connectTimeoutMs,
       });
   }
+  const hubs: SharedStdioHub[] = [];
   const connectors = new Map<string, (h: UpstreamHandlers) => UpstreamConnection>();
   for (const m of mounts.values()) connectors.set(m.name, connectorFor(m));
 
@@ -452,6 +463,7 @@ export async function startGateway(loaded: LoadedConfig, options: GatewayOptions
     clearInterval(sweeper);
     server.closeAllConnections();
     for (const a of agents.values()) a.destroy();
+    await Promise.all(hubs.map((h) => h.close()));
     await audit.flush();
   }
 

@@ -27,6 +27,12 @@ const stdioUpstream = z
       .default({})
       .describe('Environment for the child. Nothing else from the gateway environment is inherited except a short allowlist (PATH, HOME, LANG, TZ, NODE_OPTIONS is never passed).'),
     cwd: z.string().optional().describe('Working directory of the child (default: the directory of the config file).'),
+    shared: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Serve every session of this mount from one child process (ids and progress tokens remapped per session; messages the server sends on its own reach only the session they can be attributed to). Only for servers that keep no per-client state. Default: one child per session.',
+      ),
     restart: z
       .object({
         initialDelayMs: z.number().int().min(0).default(200).describe('First restart delay after a crash.'),

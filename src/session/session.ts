@@ -38,7 +38,11 @@ export class MountHealth {
   private notBefore = 0;
   lastError: string | undefined;
   constructor(private readonly policy: RestartPolicy) {}
+  private lastCrashAt = -Infinity;
   crashed(detail: string, now = Date.now()): void {
+    // Several sessions of a shared child report the same crash: count it once.
+    if (now - this.lastCrashAt < 250) return;
+    this.lastCrashAt = now;
     this.lastError = detail;
     const delay = Math.min(this.policy.maxDelayMs, this.policy.initialDelayMs * 2 ** Math.min(this.failures, 20));
     this.failures++;
