@@ -38,6 +38,7 @@ export const RATIO_DEFS: RatioDef[] = [
   { name: 'stdio gateway vs SDK direct, throughput', num: 'gateway-stdio', den: 'sdk-direct', metric: 'throughput', concurrency: 10, target: { op: '>=', value: 3 } },
   { name: 'HTTP gateway vs bare proxy, throughput', num: 'gateway-http', den: 'bare-proxy', metric: 'throughput', concurrency: 10, target: { op: '>=', value: 0.8 } },
   { name: 'HTTP gateway vs bare proxy, p50 latency', num: 'gateway-http', den: 'bare-proxy', metric: 'p50', concurrency: 1, target: { op: '<=', value: 1.2 } },
+  { name: 'stdio gateway (shared child) vs SDK direct, throughput', num: 'gateway-stdio-shared', den: 'sdk-direct', metric: 'throughput', concurrency: 10, target: { op: '>=', value: 3 } },
   { name: 'stdio gateway vs SDK direct, calls per CPU-second', num: 'gateway-stdio', den: 'sdk-direct', metric: 'capacity', concurrency: 10, target: null },
   { name: 'HTTP gateway vs bare proxy, calls per CPU-second', num: 'gateway-http', den: 'bare-proxy', metric: 'capacity', concurrency: 10, target: null },
   { name: 'bare proxy vs SDK direct, throughput (issue measured 0.73)', num: 'bare-proxy', den: 'sdk-direct', metric: 'throughput', concurrency: 10, target: null },

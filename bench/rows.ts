@@ -294,6 +294,19 @@ export const ROWS: RowDef[] = [
     },
   },
   {
+    id: 'gateway-stdio-shared',
+    label: 'mcp-bastion -> SDK (stdio, shared child)',
+    describe: 'the stdio row with `stdio.shared: true`: one upstream process serves every session (ids remapped per session)',
+    needsGateway: true,
+    async start(ctx) {
+      const { gateway, url, base } = await startGateway(ctx, 'gateway-stdio-shared', {
+        stdio: { command: process.execPath, args: nodeArgs(ctx, 'sdk-stdio-echo.mjs'), cwd: ctx.root, shared: true },
+        tools: ALLOW_ECHO,
+      });
+      return { url, processes: [{ name: 'gateway', pid: gateway.pid }], memory: () => gatewayMemory(gateway, base), stop: () => gateway.stop() };
+    },
+  },
+  {
     id: 'gateway-stdio-no-audit',
     label: 'mcp-bastion -> SDK (stdio), audit off',
     describe: 'the stdio row with no audit sink: its CPU per call against gateway-stdio (audit to stdout, the default) is the cost of auditing',
