@@ -28,8 +28,8 @@
  *   refuses to build a spec (fail closed); `required: false` runs unsandboxed with a warning.
  */
 import { spawnSync, type SpawnOptions } from 'node:child_process';
-import { accessSync, constants, statSync } from 'node:fs';
-import { delimiter, isAbsolute, join, resolve } from 'node:path';
+import { accessSync, constants, existsSync, statSync } from 'node:fs';
+import { delimiter, dirname, isAbsolute, join, resolve } from 'node:path';
 import { BastionError } from '../errors.js';
 import type { ServerConfig } from '../config/schema.js';
 
@@ -182,8 +182,28 @@ export function buildChildSpawn(stdio: StdioUpstreamConfig, deps: ChildSpawnDeps
       const a = ['--die-with-parent', '--new-session', '--unshare-all'];
       if (sb.network) a.push('--share-net');
       a.push('--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc', '--tmpfs', '/tmp');
-      // The private /tmp hides the host's: keep a working directory that lives there (read-only).
-      if (cwd === '/tmp' || cwd.startsWith('/tmp/')) a.push('--ro-bind', cwd, cwd);
+      // The private /tmp hides the host's: keep what the child needs from there visible, read-only:
+      // its working directory and the folders of the program and scripts it is started with.
+      const underTmp = (p: string): boolean => p === '/tmp' || p.startsWith('/tmp/');
+      const keep = new Set<string>();
+      if (underTmp(cwd)) keep.add(cwd);
+      for (const x of [stdio.command, ...(stdio.args ?? [])]) {
+        if (!isAbsolute(x) || !underTmp(x)) continue;
+        try {
+          // The package the script belongs to (nearest package.json), so its imports resolve too.
+          let dir = statSync(x).isDirectory() ? x : dirname(x);
+          for (let d = dir; underTmp(d) && d !== '/tmp'; d = dirname(d)) {
+            if (existsSync(join(d, 'package.json'))) {
+              dir = d;
+              break;
+            }
+          }
+          keep.add(dir);
+        } catch {
+          /* not a path */
+        }
+      }
+      for (const p of keep) a.push('--ro-bind', p, p);
       for (const p of sb.hiddenPaths.map(abs)) {
         let isDir: boolean;
         try {
