@@ -7,6 +7,7 @@
  * The effective pin of a definition is the NEWEST decision among the lockfile pin and the store
  * entry (a Pin or a RevokedMarker), compared by approvedAt / revokedAt.
  */
+import { statSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { emptyLockfile, readLockfile, readLockfileSync, withPins, writeLockfile } from './lockfile.js';
 import { INTEGRITY_KEYS, pinKey, type DefinitionKind, type Lockfile, type PendingDefinition, type Pin, type RevokedMarker } from './types.js';
@@ -47,8 +48,16 @@ export interface FileLockSourceOptions {
 export function fileLockSource(path: string, options: FileLockSourceOptions = {}): LockSource {
   const now = options.now ?? Date.now;
   const every = options.minRefreshMs ?? 1000;
+  // The fingerprint is taken synchronously, before the first read: an async first look could see
+  // a later version of the file than the one read, and then never reload it.
+  let seen: string;
+  try {
+    const st = statSync(path);
+    seen = `${st.mtimeMs}:${st.size}:${st.ino}`;
+  } catch {
+    seen = 'absent';
+  }
   let lock = readLockfileSync(path);
-  let seen = '';
   let checkedAt = now();
   let chain: Promise<unknown> = Promise.resolve();
   const fingerprint = async (): Promise<string> => {
@@ -59,9 +68,6 @@ export function fileLockSource(path: string, options: FileLockSourceOptions = {}
       return 'absent';
     }
   };
-  void fingerprint().then((f) => {
-    seen = f;
-  });
   const reload = async (): Promise<void> => {
     const f = await fingerprint();
     if (f === seen) return;
