@@ -48,3 +48,20 @@ test('a crash ends the child for every session; each goes on with a new one', as
   assert.notEqual(pidOf(rb), before);
   assert.equal(pidOf(ra), pidOf(rb));
 });
+
+test('a message the shared child sends on its own reaches only the session it belongs to, or none', async () => {
+  const a = await rawSession(url);
+  const b = await rawSession(url);
+  // Only A has a request in flight: A gets the log message, on its request stream.
+  const alone = await post(url, { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'log_then_wait', arguments: { text: 'for-a-only', ms: 50 } } }, { ...V, 'mcp-session-id': a });
+  assert.match(alone.text, /for-a-only/);
+  // Both busy: the child's log cannot be attributed, so neither session sees it.
+  // B's call is in flight first (it sleeps 2 s), then A's sends its log.
+  const pb = post(url, { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'slow', arguments: { ms: 2000 } } }, { ...V, 'mcp-session-id': b });
+  await new Promise((r) => setTimeout(r, 500));
+  const ra = await post(url, { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'log_then_wait', arguments: { text: 'ambiguous-secret', ms: 50 } } }, { ...V, 'mcp-session-id': a });
+  const rb = await pb;
+  assert.doesNotMatch(ra.text, /ambiguous-secret/);
+  assert.doesNotMatch(rb.text, /ambiguous-secret/);
+  assert.match(rb.text, /slept 2000/);
+});
