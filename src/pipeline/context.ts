@@ -49,6 +49,17 @@ export interface SessionView {
    * pins) ask here rather than trusting what the client saw.
    */
   upstreamTools(): Promise<ReadonlyMap<string, ToolDefinition>>;
+  /**
+   * The same catalog when it is already fetched and current, else undefined: lets a stage stay
+   * synchronous on the hot path (no promise, no await) and fall back to upstreamTools().
+   */
+  toolsNow?(): ReadonlyMap<string, ToolDefinition> | undefined;
+}
+
+/** `f(catalog)`: synchronously when the session has its catalog at hand, else once it is fetched. */
+export function withUpstreamTools<T>(session: SessionView, f: (tools: ReadonlyMap<string, ToolDefinition>) => T): T | Promise<T> {
+  const now = session.toolsNow?.();
+  return now !== undefined ? f(now) : session.upstreamTools().then(f);
 }
 
 /** A tool as listed by an upstream (MCP `Tool`). Hostile input: validate before trusting fields. */

@@ -574,11 +574,24 @@ export class Session implements SessionView {
     if (!this.catalog) {
       const p = this.fetchTools();
       this.catalog = p;
-      p.catch(() => {
-        if (this.catalog === p) this.catalog = undefined;
-      });
+      this.catalogValue = undefined;
+      p.then(
+        (tools) => {
+          if (this.catalog === p) this.catalogValue = tools;
+        },
+        () => {
+          if (this.catalog === p) this.catalog = undefined;
+        },
+      );
     }
     return this.catalog;
+  }
+
+  /** The resolved catalog while it is current (cleared with `catalog`). */
+  private catalogValue: ReadonlyMap<string, ToolDefinition> | undefined;
+
+  toolsNow(): ReadonlyMap<string, ToolDefinition> | undefined {
+    return this.catalog === undefined ? undefined : this.catalogValue;
   }
 
   private async fetchTools(): Promise<ReadonlyMap<string, ToolDefinition>> {

@@ -9,7 +9,7 @@
  */
 import { BastionError } from '../../errors.js';
 import type { AuditLog } from '../../audit/types.js';
-import type { Stage } from '../../pipeline/context.js';
+import { withUpstreamTools, type RequestContext, type Stage, type ToolDefinition } from '../../pipeline/context.js';
 import { isRequest } from '../../pipeline/messages.js';
 import type { CompiledPolicy } from '../../policy/compile.js';
 import { ArgumentValidator } from '../../policy/arguments.js';
@@ -30,7 +30,8 @@ export function argumentValidationStage(deps: ArgumentValidationStageDeps): Stag
   return {
     name: ARGUMENT_VALIDATION_STAGE,
     phase: 'application',
-    async onRequest(ctx) {
+    // Not async: on the hot path (catalog at hand) the stage runs without a promise.
+    onRequest(ctx) {
       const msg = ctx.message;
       if (msg === undefined || !isRequest(msg) || msg.method !== 'tools/call') return;
       const params = paramsOf(ctx);
@@ -42,44 +43,47 @@ export function argumentValidationStage(deps: ArgumentValidationStageDeps): Stag
           reason: 'no_catalog',
         });
       }
-      const def = (await ctx.session.upstreamTools()).get(name);
-      if (def === undefined) throw toolNotFoundError(name, 'unknown');
-      const mp = policy.forMount(ctx.mount.name);
-      const tool = mp.tool(name);
-      const res = validator.validate({
-        tool: name,
-        schema: def.inputSchema,
-        args: params.arguments,
-        limits: mp.limits,
-        constraints: tool.args,
-        unknownArguments: tool.unknownArguments,
-      });
-      if (res.ok) {
-        ctx.decisions.push({ stage: ARGUMENT_VALIDATION_STAGE, outcome: 'allow' });
-        return;
-      }
-      const reason = res.kind === 'schema_unusable' ? 'schema_unusable' : res.kind === 'invalid' ? 'invalid_arguments' : `arguments_${res.kind}`;
-      ctx.decisions.push({ stage: ARGUMENT_VALIDATION_STAGE, outcome: 'deny', reason, detail: { argument: res.argument, rule: res.rule } });
-      audit.emit({
-        type: 'tool.call.denied',
-        outcome: 'denied',
-        ...auditBase(ctx),
-        method: 'tools/call',
-        error: res.kind === 'schema_unusable' ? 'ERR_BASTION_UPSTREAM_PROTOCOL' : 'ERR_BASTION_POLICY_INVALID_ARGUMENTS',
-        reason,
-        stage: ARGUMENT_VALIDATION_STAGE,
-        policy: tool.args && Object.hasOwn(tool.args, res.argument) ? `servers.${ctx.mount.name}.tools.${name}.args` : 'inputSchema',
-        tool: name,
-        argument: res.argument,
-        rule: res.rule,
-      });
-      if (res.kind === 'schema_unusable') {
-        throw new BastionError('ERR_BASTION_UPSTREAM_PROTOCOL', `Tool ${name} cannot be called: ${res.message}`, { reason });
-      }
-      throw new BastionError('ERR_BASTION_POLICY_INVALID_ARGUMENTS', `Invalid arguments for tool ${name}: ${res.message}`, {
-        reason,
-        data: { argument: res.argument, rule: res.rule },
-      });
+      return withUpstreamTools(ctx.session, (tools) => check(ctx, name, params, tools.get(name)));
     },
   };
+
+  function check(ctx: RequestContext, name: string, params: Record<string, unknown>, def: ToolDefinition | undefined): void {
+    if (def === undefined) throw toolNotFoundError(name, 'unknown');
+    const mp = policy.forMount(ctx.mount.name);
+    const tool = mp.tool(name);
+    const res = validator.validate({
+      tool: name,
+      schema: def.inputSchema,
+      args: params.arguments,
+      limits: mp.limits,
+      constraints: tool.args,
+      unknownArguments: tool.unknownArguments,
+    });
+    if (res.ok) {
+      ctx.decisions.push({ stage: ARGUMENT_VALIDATION_STAGE, outcome: 'allow' });
+      return;
+    }
+    const reason = res.kind === 'schema_unusable' ? 'schema_unusable' : res.kind === 'invalid' ? 'invalid_arguments' : `arguments_${res.kind}`;
+    ctx.decisions.push({ stage: ARGUMENT_VALIDATION_STAGE, outcome: 'deny', reason, detail: { argument: res.argument, rule: res.rule } });
+    audit.emit({
+      type: 'tool.call.denied',
+      outcome: 'denied',
+      ...auditBase(ctx),
+      method: 'tools/call',
+      error: res.kind === 'schema_unusable' ? 'ERR_BASTION_UPSTREAM_PROTOCOL' : 'ERR_BASTION_POLICY_INVALID_ARGUMENTS',
+      reason,
+      stage: ARGUMENT_VALIDATION_STAGE,
+      policy: tool.args && Object.hasOwn(tool.args, res.argument) ? `servers.${ctx.mount.name}.tools.${name}.args` : 'inputSchema',
+      tool: name,
+      argument: res.argument,
+      rule: res.rule,
+    });
+    if (res.kind === 'schema_unusable') {
+      throw new BastionError('ERR_BASTION_UPSTREAM_PROTOCOL', `Tool ${name} cannot be called: ${res.message}`, { reason });
+    }
+    throw new BastionError('ERR_BASTION_POLICY_INVALID_ARGUMENTS', `Invalid arguments for tool ${name}: ${res.message}`, {
+      reason,
+      data: { argument: res.argument, rule: res.rule },
+    });
+  }
 }

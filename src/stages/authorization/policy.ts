@@ -14,7 +14,7 @@
 import { toWire, type BastionError } from '../../errors.js';
 import type { AuditLog } from '../../audit/types.js';
 import type { Config } from '../../config/schema.js';
-import type { MessageContext, RequestContext, Stage } from '../../pipeline/context.js';
+import { withUpstreamTools, type MessageContext, type RequestContext, type Stage } from '../../pipeline/context.js';
 import { isRequest, isResponse, type JsonRpcMessage, type JsonRpcResponse } from '../../pipeline/messages.js';
 import { ANONYMOUS, type Principal } from '../../identity/types.js';
 import { insufficientScopeError } from '../../identity/challenges.js';
@@ -155,7 +155,8 @@ export function policyStage(deps: PolicyStageDeps): Stage {
   return {
     name: POLICY_STAGE,
     phase: 'authorization',
-    async onRequest(ctx) {
+    // Not async: on the hot path (catalog at hand) the stage runs without a promise.
+    onRequest(ctx) {
       const msg = ctx.message;
       if (msg === undefined || !isRequest(msg)) return;
       const params = paramsOf(ctx);
@@ -164,9 +165,9 @@ export function policyStage(deps: PolicyStageDeps): Stage {
           const name = params.name;
           if (typeof name !== 'string') throw invalidParams('tools/call needs params.name, the tool name (a string)');
           // The gateway answers unknown tools itself: the same answer as for a hidden tool.
-          const exists = ctx.session === undefined ? true : (await ctx.session.upstreamTools()).has(name);
-          enforce(ctx, 'tools/call', name, exists, (r) => toolNotFoundError(name, r));
-          return;
+          const check = (exists: boolean): void => enforce(ctx, 'tools/call', name, exists, (r) => toolNotFoundError(name, r));
+          if (ctx.session === undefined) return check(true);
+          return withUpstreamTools(ctx.session, (tools) => check(tools.has(name)));
         }
         case 'resources/read':
         case 'resources/subscribe':

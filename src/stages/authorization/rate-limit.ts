@@ -13,7 +13,7 @@ import { createHash } from 'node:crypto';
 import { BastionError } from '../../errors.js';
 import type { AuditLog } from '../../audit/types.js';
 import type { StateStore } from '../../stores/types.js';
-import type { RequestContext, Stage } from '../../pipeline/context.js';
+import { withUpstreamTools, type RequestContext, type Stage } from '../../pipeline/context.js';
 import { isRequest } from '../../pipeline/messages.js';
 import type { CompiledPolicy } from '../../policy/compile.js';
 import type { RateSpec } from '../../policy/types.js';
@@ -49,7 +49,8 @@ export function rateLimitStage(deps: RateLimitStageDeps): Stage {
   const prefix = deps.prefix ?? 'rl:';
   const g = policy.globalRates;
 
-  async function collect(ctx: RequestContext): Promise<Check[]> {
+  /** The limits this request counts against: synchronous unless the catalog must be fetched. */
+  function collect(ctx: RequestContext): Check[] | Promise<Check[]> {
     const checks: Check[] = [];
     const p = ctx.principal;
     const ip = ctx.http.remoteAddress;
@@ -76,9 +77,9 @@ export function rateLimitStage(deps: RateLimitStageDeps): Stage {
         if (rate !== undefined) {
           const principal = principalOf(ctx);
           const d = mp.decide(principal, 'tools/call', name, { clientIp: ip, now: now(), arguments: undefined });
-          const exists = ctx.session === undefined ? true : (await ctx.session.upstreamTools()).has(name);
           // Only a call that would go ahead counts: a hidden tool must not answer 429.
-          if (d.outcome === 'allow' && exists) {
+          const addTool = (exists: boolean): Check[] => {
+            if (!(d.outcome === 'allow' && exists)) return checks;
             let who: string | undefined;
             switch (rate.per) {
               case 'all':
@@ -94,7 +95,10 @@ export function rateLimitStage(deps: RateLimitStageDeps): Stage {
                 who = subjectKey ? `sub:${subjectKey}` : `ip:${ip}`;
             }
             checks.push({ limit: `servers.${mountName}.tools.${name}.rateLimit`, key: `${prefix}t:${mountName}:${h(name)}:${who}`, spec: rate.spec });
-          }
+            return checks;
+          };
+          if (ctx.session === undefined) return addTool(true);
+          return withUpstreamTools(ctx.session, (tools) => addTool(tools.has(name)));
         }
       }
     }
@@ -104,45 +108,52 @@ export function rateLimitStage(deps: RateLimitStageDeps): Stage {
   return {
     name: RATE_LIMIT_STAGE,
     phase: 'authorization',
-    async onRequest(ctx) {
-      const checks = await collect(ctx);
-      for (const c of checks) {
-        const r = await store.takeToken(c.key, { ratePerSecond: c.spec.ratePerSecond, burst: c.spec.burst });
-        if (r.allowed) continue;
-        const seconds = Number.isFinite(r.retryAfterMs) ? Math.max(1, Math.ceil(r.retryAfterMs / 1000)) : 3600;
-        ctx.decisions.push({ stage: RATE_LIMIT_STAGE, outcome: 'deny', reason: 'rate_limited', detail: { limit: c.limit } });
-        const base = auditBase(ctx);
-        audit.emit({
-          type: 'rate_limit.exceeded',
-          outcome: 'denied',
-          ...base,
-          reason: 'rate_limited',
-          stage: RATE_LIMIT_STAGE,
-          limit: c.limit,
-          rate: c.spec.text,
-          retryAfterMs: seconds * 1000,
-        });
-        const msg = ctx.message;
-        const tool = paramsOf(ctx).name;
-        if (msg !== undefined && isRequest(msg) && msg.method === 'tools/call' && typeof tool === 'string') {
-          audit.emit({
-            type: 'tool.call.denied',
-            outcome: 'denied',
-            ...base,
-            method: 'tools/call',
-            tool,
-            reason: 'rate_limited',
-            stage: RATE_LIMIT_STAGE,
-            policy: c.limit,
-            error: 'ERR_BASTION_RATE_LIMITED',
-          });
-        }
-        throw new BastionError('ERR_BASTION_RATE_LIMITED', `Rate limit exceeded (${c.limit}: ${c.spec.text}); retry after ${seconds} s`, {
-          reason: 'rate_limited',
-          headers: { 'Retry-After': String(seconds) },
-          data: { retryAfterSeconds: seconds },
-        });
-      }
+    // Not async: with no limit to count (the common case) the stage costs no promise.
+    onRequest(ctx) {
+      const checks = collect(ctx);
+      if (checks instanceof Promise) return checks.then((c) => take(ctx, c));
+      if (checks.length === 0) return;
+      return take(ctx, checks);
     },
   };
+
+  async function take(ctx: RequestContext, checks: readonly Check[]): Promise<void> {
+    for (const c of checks) {
+      const r = await store.takeToken(c.key, { ratePerSecond: c.spec.ratePerSecond, burst: c.spec.burst });
+      if (r.allowed) continue;
+      const seconds = Number.isFinite(r.retryAfterMs) ? Math.max(1, Math.ceil(r.retryAfterMs / 1000)) : 3600;
+      ctx.decisions.push({ stage: RATE_LIMIT_STAGE, outcome: 'deny', reason: 'rate_limited', detail: { limit: c.limit } });
+      const base = auditBase(ctx);
+      audit.emit({
+        type: 'rate_limit.exceeded',
+        outcome: 'denied',
+        ...base,
+        reason: 'rate_limited',
+        stage: RATE_LIMIT_STAGE,
+        limit: c.limit,
+        rate: c.spec.text,
+        retryAfterMs: seconds * 1000,
+      });
+      const msg = ctx.message;
+      const tool = paramsOf(ctx).name;
+      if (msg !== undefined && isRequest(msg) && msg.method === 'tools/call' && typeof tool === 'string') {
+        audit.emit({
+          type: 'tool.call.denied',
+          outcome: 'denied',
+          ...base,
+          method: 'tools/call',
+          tool,
+          reason: 'rate_limited',
+          stage: RATE_LIMIT_STAGE,
+          policy: c.limit,
+          error: 'ERR_BASTION_RATE_LIMITED',
+        });
+      }
+      throw new BastionError('ERR_BASTION_RATE_LIMITED', `Rate limit exceeded (${c.limit}: ${c.spec.text}); retry after ${seconds} s`, {
+        reason: 'rate_limited',
+        headers: { 'Retry-After': String(seconds) },
+        data: { retryAfterSeconds: seconds },
+      });
+    }
+  }
 }

@@ -101,7 +101,7 @@ test('a tool missing from the catalog is answered as not found; no session fails
   const s = setup({});
   assert.equal((await s.run('nope', {}))?.code, 'ERR_BASTION_POLICY_TOOL_NOT_FOUND');
   const ctx = requestCtx({ config: s.cfg, message: call('read_note', { path: '/a' }), principal: principal(), session: undefined });
-  await assert.rejects(Promise.resolve(s.stage.onRequest!(ctx)), /initialized session/);
+  await assert.rejects(async () => s.stage.onRequest!(ctx), /initialized session/);
 });
 
 test('schemas are compiled once per definition across calls', async () => {

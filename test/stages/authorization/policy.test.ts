@@ -247,7 +247,7 @@ test('hostile upstream lists: non-array lists become empty, malformed items are 
 test('malformed calls are refused with -32602', async () => {
   const s = setup({ defaultTool: 'allow' });
   const ctx = requestCtx({ config: s.cfg, message: { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 5 } }, principal: principal(), session: s.session });
-  await assert.rejects(Promise.resolve(s.stage.onRequest!(ctx)), (e: BastionError) => e.rpcCode === -32602);
+  await assert.rejects(async () => s.stage.onRequest!(ctx), (e: BastionError) => e.rpcCode === -32602);
 });
 
 test("the upstream's own not-found for resources and prompts is replaced by the gateway's (hidden == missing)", async () => {
