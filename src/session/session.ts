@@ -474,19 +474,18 @@ export class Session implements SessionView {
       out = toWire(err, downstreamId).body as JsonRpcResponse;
     }
     if (out === null) out = toWire(new BastionError('ERR_BASTION_SANITIZER_BLOCKED', 'The result was withheld by the gateway'), downstreamId).body as JsonRpcResponse;
-    this.record(ctx, method, out as JsonRpcResponse);
     if (p) p.answered = true;
     const json = JSON.stringify(out);
     if (p?.stream) {
       p.stream.send(json);
       p.stream.end();
       this.streams.delete(p.stream.id);
-      return;
-    }
-    if (res && !res.headersSent && !res.destroyed) {
+    } else if (res && !res.headersSent && !res.destroyed) {
       res.writeHead(200, { 'content-type': 'application/json', [HEADER]: this.id, 'content-length': Buffer.byteLength(json) });
       res.end(json);
     }
+    // On the record once the answer is on its way: the client does not wait for the bookkeeping.
+    this.record(ctx, method, out as JsonRpcResponse);
   }
 
   /** One audit record per tools/call that reached the upstream, and a metrics observation per request. */
