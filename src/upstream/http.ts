@@ -62,12 +62,28 @@ export class HttpUpstream implements UpstreamConnection {
     this.protocolVersion = version;
   }
 
-  private async headers(extra: Record<string, string>, options: UpstreamSendOptions | undefined): Promise<Record<string, string>> {
+  /** The gateway's own headers for one request: synchronous unless credentials must be fetched. */
+  private headers(extra: Record<string, string>, options: UpstreamSendOptions | undefined): Record<string, string> | Promise<Record<string, string>> {
     const h: Record<string, string> = { ...this.opts.headers, ...extra };
     if (this.sessionId) h['mcp-session-id'] = this.sessionId;
     if (this.protocolVersion) h['mcp-protocol-version'] = this.protocolVersion;
-    if (this.opts.credentials) Object.assign(h, await this.opts.credentials(options ?? {}));
+    if (this.opts.credentials) return this.opts.credentials(options ?? {}).then((c) => Object.assign(h, c));
     return h;
+  }
+
+  /** node:http request options without re-parsing the URL on every request. */
+  private requestOptions(method: string, headers: Record<string, string>): http.RequestOptions {
+    const u = this.url;
+    return {
+      protocol: u.protocol,
+      hostname: u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname,
+      port: u.port === '' ? undefined : Number(u.port),
+      path: `${u.pathname}${u.search}`,
+      ...(u.username || u.password ? { auth: `${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}` } : {}),
+      method,
+      agent: this.opts.agent,
+      headers,
+    };
   }
 
   async send(msg: JsonRpcMessage, options?: UpstreamSendOptions): Promise<void> {
@@ -88,33 +104,33 @@ export class HttpUpstream implements UpstreamConnection {
     const body = JSON.stringify(msg);
     const reqId = isRequest(msg) ? msg.id : undefined;
     if (reqId !== undefined) this.open.add(reqId);
-    return this.headers(
+    const send = (headers: Record<string, string>): Promise<void> =>
+      new Promise<void>((resolve, reject) => {
+        const req = this.lib.request(this.requestOptions('POST', headers));
+        this.armConnectTimeout(req);
+        req.once('response', (res) => {
+          resolve();
+          this.onPostResponse(res, reqId);
+        });
+        req.once('error', (err) => {
+          reject(err);
+          if (reqId !== undefined) this.synthesizeError(reqId, `upstream request failed: ${err.message}`);
+        });
+        req.end(body);
+      });
+    const headers = this.headers(
       {
         'content-type': 'application/json',
         accept: 'application/json, text/event-stream',
         'content-length': String(Buffer.byteLength(body)),
       },
       options,
-    ).then(
-      (headers) =>
-        new Promise<void>((resolve, reject) => {
-          const req = this.lib.request(this.url, { method: 'POST', agent: this.opts.agent, headers });
-          this.armConnectTimeout(req);
-          req.once('response', (res) => {
-            resolve();
-            this.onPostResponse(res, reqId);
-          });
-          req.once('error', (err) => {
-            reject(err);
-            if (reqId !== undefined) this.synthesizeError(reqId, `upstream request failed: ${err.message}`);
-          });
-          req.end(body);
-        }),
-      (err: unknown) => {
-        if (reqId !== undefined) this.synthesizeError(reqId, 'upstream credentials unavailable');
-        throw err;
-      },
     );
+    if (!(headers instanceof Promise)) return send(headers);
+    return headers.then(send, (err: unknown) => {
+      if (reqId !== undefined) this.synthesizeError(reqId, 'upstream credentials unavailable');
+      throw err;
+    });
   }
 
   private armConnectTimeout(req: http.ClientRequest): void {
@@ -274,9 +290,9 @@ export class HttpUpstream implements UpstreamConnection {
 
   private resume(reqId: JsonRpcId, lastEventId: string, attempt: number): void {
     if (this.closed || !this.open.has(reqId)) return;
-    this.headers({ accept: 'text/event-stream', 'last-event-id': lastEventId }, undefined).then(
+    Promise.resolve(this.headers({ accept: 'text/event-stream', 'last-event-id': lastEventId }, undefined)).then(
       (headers) => {
-        const req = this.lib.request(this.url, { method: 'GET', agent: this.opts.agent, headers });
+        const req = this.lib.request(this.requestOptions('GET', headers));
         this.armConnectTimeout(req);
         req.once('response', (res) => {
           if ((res.statusCode ?? 0) !== 200 || !String(res.headers['content-type'] ?? '').startsWith('text/event-stream')) {
@@ -316,9 +332,9 @@ export class HttpUpstream implements UpstreamConnection {
     }
     const extra: Record<string, string> = { accept: 'text/event-stream' };
     if (lastEventId) extra['last-event-id'] = lastEventId;
-    this.headers(extra, undefined).then(
+    Promise.resolve(this.headers(extra, undefined)).then(
       (headers) => {
-        const req = this.lib.request(this.url, { method: 'GET', agent: this.opts.agent, headers });
+        const req = this.lib.request(this.requestOptions('GET', headers));
         this.getStream = req;
         this.armConnectTimeout(req);
         req.once('response', (res) => {
