@@ -4,7 +4,8 @@
  * Two families of rules:
  * - typed formats (private keys, cloud and SaaS keys, OAuth/JWT tokens, credentials in URLs and
  *   Authorization headers): a vendor prefix or structure, plus a low-entropy check so documented
- *   placeholders (`ghp_xxxx…`, `AKIAXXXXXXXXXXXXXXXX`) pass;
+ *   placeholders (`ghp_xxxx…`, `AKIAXXXXXXXXXXXXXXXX`) pass. One of them knows a secret by its
+ *   surroundings: a Google service-account key file (`"type": "service_account"`);
  * - a generic assignment rule (`API_KEY = …`, `"client_secret": "…"`, `password: …`): the name
  *   must end in a secret word, and the value must look random (entropy, character classes) and not
  *   like a placeholder, a variable reference, an identifier or a sequential test string.
@@ -282,6 +283,66 @@ function findPrivateKeys(text: string, out: SecretMatch[]): void {
   }
 }
 
+/**
+ * A Google service-account key file (JSON, also JSON-escaped inside another string): the marker
+ * `"type": "service_account"` (lower case, as Google writes it; `SERVICE_ACCOUNT` principal kinds
+ * in API listings do not match), plus the key material fields of the same object. The marker value
+ * is replaced so the output says a key file was there even when the material itself was cut off;
+ * `private_key_id` is replaced too. `client_email`, `project_id` and `client_id` are left visible:
+ * they name the account to rotate and are not credentials. A PEM `private_key` is the private-key
+ * rule's; a `private_key` field holding anything else non-trivial is redacted here.
+ */
+const SA_MARKER = /\\{0,3}["']type\\{0,3}["'][ \t]{0,3}:[ \t]{0,3}\\{0,3}["'](service_account)\\{0,3}["']/dg;
+const SA_FIELD = /\\{0,3}["'](private_key(?:_id)?)\\{0,3}["'][ \t]{0,3}:[ \t]{0,3}\\{0,3}["']((?:[^"'\\]|\\{1,2}[nr/+=])*)/dg;
+/** How far from the marker the rest of the key file is looked for (a key file is about 2.4 KB). */
+const SA_REACH = 8 * 1024;
+
+function findServiceAccountKeys(text: string, out: SecretMatch[]): void {
+  if (!text.includes('service_account')) return;
+  SA_MARKER.lastIndex = 0;
+  let m: RegExpExecArray | null;
+  // The last object looked at: a second marker inside it shares its verdict (and is not rescanned).
+  let objectEnd = -1;
+  let flag = false;
+  let material = false;
+  while ((m = SA_MARKER.exec(text)) !== null) {
+    const marker = m.indices?.[1];
+    if (marker === undefined) continue;
+    if (marker[1] > objectEnd) {
+      // The enclosing object: key files hold no nested objects, so the nearest braces bound it
+      // (the key order may put `type` anywhere, e.g. after `jq -S`). Both searches are bounded and
+      // start after the previous object, so the work stays linear in the text.
+      const backFrom = Math.max(objectEnd + 1, m.index - SA_REACH);
+      const open = text.slice(backFrom, m.index).lastIndexOf('{');
+      const from = open >= 0 ? backFrom + open : backFrom;
+      const close = text.slice(marker[1], marker[1] + SA_REACH).indexOf('}');
+      objectEnd = close >= 0 ? marker[1] + close : Math.min(text.length, marker[1] + SA_REACH);
+      const object = text.slice(from, objectEnd);
+      let fields = 0;
+      material = false;
+      SA_FIELD.lastIndex = 0;
+      let f: RegExpExecArray | null;
+      while ((f = SA_FIELD.exec(object)) !== null) {
+        fields++;
+        const span = f.indices?.[2];
+        const value = f[2] ?? '';
+        if (value.includes('PRIVATE KEY')) {
+          const body = value.replace(/-----[A-Z ]{0,40}-----|\\{1,2}[nr]/g, '').replace(/[^A-Za-z0-9+/]/g, '');
+          if (body.length >= 32 && entropy(body) >= 3.0) material = true;
+          continue;
+        }
+        const min = f[1] === 'private_key' ? 32 : 16;
+        if (span === undefined || value.length < min || looksPlaceholder(value) || entropy(value) < 3.0) continue;
+        material = true;
+        out.push({ type: 'gcp-service-account', start: from + span[0], end: from + span[1], severity: 'high' });
+      }
+      // Key fields that are all placeholders (`"private_key_id": "…"`) make a documentation example.
+      flag = fields === 0 || material;
+    }
+    if (flag) out.push({ type: 'gcp-service-account', start: marker[0], end: marker[1], severity: material ? 'high' : 'medium' });
+  }
+}
+
 function runRule(rule: SecretRule, text: string, lower: string, out: SecretMatch[]): void {
   if (rule.hints !== undefined && !rule.hints.some((h) => text.includes(h))) return;
   if (rule.lowerHints !== undefined && !rule.lowerHints.some((h) => lower.includes(h))) return;
@@ -307,6 +368,7 @@ export function findSecrets(text: string): SecretMatch[] {
   const lower = text.toLowerCase();
   const typed: SecretMatch[] = [];
   findPrivateKeys(text, typed);
+  findServiceAccountKeys(text, typed);
   for (const rule of TYPED) runRule(rule, text, lower, typed);
   const generic: SecretMatch[] = [];
   runRule(GENERIC, text, lower, generic);
@@ -373,4 +435,4 @@ export function redactSecrets(text: string, matches: SecretMatch[] = findSecrets
 }
 
 /** Types the redactor knows, for documentation. */
-export const SECRET_TYPES: readonly string[] = ['private-key', ...TYPED.map((r) => r.type), GENERIC.type, HIGH_ENTROPY.type];
+export const SECRET_TYPES: readonly string[] = ['private-key', 'gcp-service-account', ...TYPED.map((r) => r.type), GENERIC.type, HIGH_ENTROPY.type];
