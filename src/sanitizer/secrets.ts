@@ -4,8 +4,9 @@
  * Two families of rules:
  * - typed formats (private keys, cloud and SaaS keys, OAuth/JWT tokens, credentials in URLs and
  *   Authorization headers): a vendor prefix or structure, plus a low-entropy check so documented
- *   placeholders (`ghp_xxxx…`, `AKIAXXXXXXXXXXXXXXXX`) pass. One of them knows a secret by its
- *   surroundings: a Google service-account key file (`"type": "service_account"`);
+ *   placeholders (`ghp_xxxx…`, `AKIAXXXXXXXXXXXXXXXX`) pass. Two of them know a secret by its
+ *   surroundings: a Google service-account key file (`"type": "service_account"`), and a key
+ *   naming a vendor assigned a token-shaped value (`sourcegraph: <40 hex>`);
  * - a generic assignment rule (`API_KEY = …`, `"client_secret": "…"`, `password: …`): the name
  *   must end in a secret word, and the value must look random (entropy, character classes) and not
  *   like a placeholder, a variable reference, an identifier or a sequential test string.
@@ -124,6 +125,137 @@ function highEntropyOk(name: string, value: string): boolean {
   // Words glued in CamelCase are identifiers, not keys: `SponsoredProductsRemoteSearch`.
   if ((value.match(/[A-Z][a-z]{3,}/g) ?? []).length >= 3) return false;
   return entropy(value) >= 4.3;
+}
+
+/**
+ * Vendors whose credentials are stored under the vendor's name (`sourcegraph: <40 hex>`,
+ * `DISCORD_TOKEN=…`, `"datadog": {"app_key": …}`), like gitleaks' keyword-gated rules: the
+ * vendors the typed rules above know, gitleaks' keyword vendors and common SaaS/cloud services.
+ * Names that are also ordinary words or data fields (box, square, segment, linear, vault, docker,
+ * snowflake, zoom, harness, age…) are left out: with them a key would say nothing about a credential.
+ */
+const VENDORS: readonly string[] = [
+  // cloud and hosting
+  'aws', 'amazon', 'gcp', 'gcloud', 'google', 'firebase', 'azure', 'microsoft', 'alibaba', 'aliyun', 'tencent', 'yandex',
+  'digital ocean', 'linode', 'vultr', 'hetzner', 'scaleway', 'heroku', 'netlify', 'vercel', 'cloudflare', 'fastly', 'akamai',
+  'fly io', 'supabase', 'planetscale', 'scalingo', 'openshift', 'ngrok', 'tailscale',
+  // code, packages, CI
+  'github', 'gitlab', 'bitbucket', 'gitter', 'sourcegraph', 'npm', 'npmjs', 'pypi', 'nuget', 'rubygems', 'clojars', 'jfrog',
+  'artifactory', 'dockerhub', 'circle ci', 'travis', 'travis ci', 'buildkite', 'drone ci', 'jenkins', 'codecov', 'coveralls',
+  'sonarqube', 'sonarcloud', 'snyk', 'pulumi', 'hashicorp', 'doppler', 'infracost', 'prefect', 'postman', 'rapid api',
+  // AI
+  'open ai', 'anthropic', 'claude', 'gemini', 'cohere', 'mistral', 'groq', 'perplexity', 'hugging face', 'deep seek', 'open router',
+  'eleven labs', 'pinecone', 'private ai',
+  // messaging, mail
+  'slack', 'discord', 'telegram', 'twilio', 'sendgrid', 'sendinblue', 'brevo', 'mailgun', 'mailchimp', 'mailjet', 'postmark',
+  'messagebird', 'sendbird', 'mattermost', 'twitch', 'twitter', 'facebook', 'instagram', 'linkedin', 'flickr',
+  // payments, finance
+  'stripe', 'paypal', 'braintree', 'plaid', 'adyen', 'razorpay', 'gocardless', 'flutterwave', 'coinbase', 'binance', 'bittrex',
+  'kucoin', 'finicity', 'finnhub', 'shopify', 'squarespace', 'etsy', 'easypost', 'shippo', 'duffel', 'freshbooks',
+  // productivity, CRM, support
+  'atlassian', 'jira', 'confluence', 'asana', 'trello', 'clickup', 'notion', 'airtable', 'figma', 'miro', 'typeform', 'hubspot',
+  'salesforce', 'zendesk', 'freshdesk', 'intercom', 'dropbox', 'contentful', 'algolia', 'mapbox', 'frame io', 'adobe',
+  // observability, security, identity
+  'datadog', 'new relic', 'dynatrace', 'grafana', 'sentry', 'bugsnag', 'rollbar', 'honeycomb', 'pager duty', 'opsgenie', 'splunk',
+  'sumo logic', 'loggly', 'logdna', 'papertrail', 'mixpanel', 'post hog', 'launch darkly', 'okta', 'auth0', 'onelogin', 'authress',
+  'one password', 'last pass', 'bitwarden', 'meraki', 'cisco', 'databricks', 'confluent', 'clickhouse', 'maxmind', 'beamer',
+];
+/** Names written as two words may be split in a key (`NEW_RELIC_LICENSE_KEY`, `HuggingFaceToken`) or not. */
+const VENDOR_SET: ReadonlySet<string> = new Set(VENDORS.map((v) => v.replace(/ /g, '')));
+/** Other parts a vendor credential's name may have: what it is, its scope, its environment. */
+const VENDOR_KEY_QUALIFIERS: ReadonlySet<string> = new Set([
+  'token', 'tokens', 'key', 'keys', 'apikey', 'api', 'secret', 'secrets', 'pat', 'auth', 'oauth', 'oauth2', 'access', 'password',
+  'passwd', 'pass', 'pwd', 'credential', 'credentials', 'cred', 'creds', 'bearer', 'sk', 'sdk', 'hub', 'private', 'personal', 'bot', 'app',
+  'admin', 'service', 'session', 'license', 'master', 'signing', 'legacy', 'global', 'deploy', 'publish', 'upload', 'read', 'write', 'rw',
+  'ro', 'prod', 'production', 'dev', 'development', 'staging', 'stage', 'test', 'testing', 'live', 'sandbox', 'default',
+  'local', 'ci', 'cloud', 'enterprise', 'my', 'org', 'com',
+]);
+/**
+ * Finds the vendor names in one linear pass; everything else runs only where one occurs. Two-word
+ * names are listed joined and split (an optional separator inside would make the scan slower).
+ */
+const VENDOR_HINT = new RegExp(
+  [...VENDOR_SET, ...VENDORS.filter((v) => v.includes(' ')).map((v) => v.replace(/ /g, '[_.-]'))].join('|'),
+  'gi',
+);
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/**
+ * Where an assignment's key may start: a line (after indentation, a declaration word, a list dash)
+ * or an object member; or a command-line option (`--sourcegraph-token=…`).
+ */
+const KEY_CONTEXT =
+  /(?:[\n\r{,;([][ \t]*(?:(?:export|set|setx|const|let|var|readonly|local|declare|val|final|static|private|public|protected|String|string)[ \t]+){0,3}(?:-[ \t]+|--)?[$@]?|[ \t]--)$/;
+/** From the end of the key: the assignment and a token-shaped value. Sticky: anchored at the key's end. */
+const VENDOR_ASSIGN = /\\{0,3}["'`]?[ \t]{0,3}(?::=|=>|=|:(?=[ \t"'`\\]))[ \t]{0,3}\\{0,3}["'`]?([A-Za-z0-9+/_=~.-]{20,512})(?![A-Za-z0-9+/_=~.:@-])/dy;
+const MAX_KEY = 60;
+
+function isKeyChar(c: number): boolean {
+  return (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39) || c === 0x5f || c === 0x2e || c === 0x2d;
+}
+
+/** `SOURCEGRAPH`, `sourcegraphToken`, `github.com`, `new_relic_license_key` → whether it names a vendor credential. */
+function vendorKey(name: string): boolean {
+  const parts = name.split(/[_.-]+/).flatMap((p) => p.match(/[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+/g) ?? []).map((p) => p.toLowerCase());
+  if (parts.length === 0 || parts.length > 8) return false;
+  let vendor = false;
+  for (let i = 0; i < parts.length; ) {
+    // Vendor names written in two or three parts: GitHub, new_relic, HuggingFace, digital-ocean.
+    const len = [3, 2, 1].find((n) => i + n <= parts.length && VENDOR_SET.has(parts.slice(i, i + n).join('')));
+    if (len !== undefined) {
+      vendor = true;
+      i += len;
+    } else if (VENDOR_KEY_QUALIFIERS.has(parts[i]!) || /^\d+$/.test(parts[i]!)) i++;
+    else return false;
+  }
+  return vendor;
+}
+
+/** A value shaped like a token: ≥ 32 hex characters, or ≥ 20 random-looking characters with digits. */
+function tokenShaped(v: string): boolean {
+  if (looksPlaceholder(v) || looksLikeCode(v) || hasSequentialRun(v, 6) || UUID.test(v)) return false;
+  // Digests labelled with their algorithm: `sha256-…` (SRI), `sha256~…` (OpenShift), `md5-…`.
+  if (/^(?:sha\d*|md5|blake\d*)[-~_]/i.test(v)) return false;
+  if (!/\d/.test(v) || !/[A-Za-z]/.test(v)) return false;
+  if (/^[0-9a-f]+$/i.test(v)) return v.length >= 32 && entropy(v) >= 3.0;
+  if ((v.match(/[/.]/g) ?? []).length > 2) return false;
+  if ((v.match(/[A-Z][a-z]{3,}/g) ?? []).length >= 3) return false;
+  return entropy(v) >= 3.5;
+}
+
+/**
+ * `sourcegraph: 6d2f…`, `"discord": "…"`, `export MERAKI_KEY=…`: a key made of a vendor name and
+ * credential or environment words (`token`, `api`, `prod`…), at the start of a line or object
+ * member, assigned a token-shaped value. Anchored on the vendor name: text that names no vendor
+ * costs one scan for the names.
+ */
+function findVendorTokens(text: string, out: SecretMatch[]): void {
+  VENDOR_HINT.lastIndex = 0;
+  let h: RegExpExecArray | null;
+  while ((h = VENDOR_HINT.exec(text)) !== null) {
+    let start = h.index;
+    while (start > 0 && h.index - start < MAX_KEY && isKeyChar(text.charCodeAt(start - 1))) start--;
+    let end = h.index + h[0].length;
+    while (end < text.length && end - h.index < MAX_KEY && isKeyChar(text.charCodeAt(end))) end++;
+    VENDOR_HINT.lastIndex = end;
+    if (start > 0 && isKeyChar(text.charCodeAt(start - 1))) continue; // key longer than MAX_KEY
+    // `--sourcegraph-token=…`: the dashes belong to the context, not to the name.
+    let keyStart = start;
+    while (keyStart < end && !/[A-Za-z]/.test(text[keyStart]!)) keyStart++;
+    if (keyStart > h.index) continue;
+    VENDOR_ASSIGN.lastIndex = end;
+    const a = VENDOR_ASSIGN.exec(text);
+    const span = a?.indices?.[1];
+    if (a === null || span === undefined) continue;
+    VENDOR_HINT.lastIndex = span[1];
+    if (!vendorKey(text.slice(keyStart, end))) continue;
+    // The key starts a line or an object member: `GitHub: 6d2f…` inside a sentence is prose.
+    let ctxEnd = start;
+    if (/["'`]/.test(text[ctxEnd - 1] ?? '')) ctxEnd--;
+    while (ctxEnd > 0 && start - ctxEnd < 4 && text[ctxEnd - 1] === '\\') ctxEnd--; // JSON inside a JSON string
+    const before = (ctxEnd <= 120 ? '\n' : '') + text.slice(Math.max(0, ctxEnd - 120), ctxEnd) + text.slice(start, keyStart);
+    if (!KEY_CONTEXT.test(before) || !tokenShaped(a[1]!)) continue;
+    out.push({ type: 'vendor-token', start: span[0], end: span[1], severity: 'medium' });
+  }
 }
 
 const TYPED: readonly SecretRule[] = [
@@ -370,6 +502,8 @@ export function findSecrets(text: string): SecretMatch[] {
   findPrivateKeys(text, typed);
   findServiceAccountKeys(text, typed);
   for (const rule of TYPED) runRule(rule, text, lower, typed);
+  // After the typed rules: a vendor's own format wins on the same span.
+  findVendorTokens(text, typed);
   const generic: SecretMatch[] = [];
   runRule(GENERIC, text, lower, generic);
   const entropic: SecretMatch[] = [];
@@ -435,4 +569,4 @@ export function redactSecrets(text: string, matches: SecretMatch[] = findSecrets
 }
 
 /** Types the redactor knows, for documentation. */
-export const SECRET_TYPES: readonly string[] = ['private-key', 'gcp-service-account', ...TYPED.map((r) => r.type), GENERIC.type, HIGH_ENTROPY.type];
+export const SECRET_TYPES: readonly string[] = ['private-key', 'gcp-service-account', ...TYPED.map((r) => r.type), 'vendor-token', GENERIC.type, HIGH_ENTROPY.type];

@@ -1,7 +1,10 @@
 /**
- * Detectors that recognise a secret by what surrounds it rather than by its own format:
+ * Two detectors that recognise a secret by what surrounds it rather than by its own format:
  * - `gcp-service-account`: a Google service-account key file (`"type": "service_account"`), its
- *   key id and key material.
+ *   key id and key material;
+ * - `vendor-token`: a key naming a SaaS/cloud vendor (`sourcegraph:`, `DISCORD_BOT_TOKEN=`)
+ *   assigned a token-shaped value (a legacy Sourcegraph token is 40 hex characters and nothing
+ *   else).
  * Each has positives and the hard benign cases that a looser rule would touch.
  */
 import { test } from 'node:test';
@@ -10,6 +13,10 @@ import { findSecrets, redactSecrets } from '../../src/sanitizer/secrets.js';
 import { FAKE, privateKeyPem, rand } from './fakes.js';
 
 const HEX = '0123456789abcdef';
+const B64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+const hex40 = rand(40, 71, HEX);
+const hex32 = rand(32, 72, HEX);
+const token = rand(59, 73, B64URL);
 
 function typesIn(text: string): string[] {
   return findSecrets(text).map((m) => m.type);
@@ -93,12 +100,94 @@ test('gcp-service-account: look-alikes are left alone', () => {
   for (const text of cases) assert.deepEqual(typesIn(text), [], text.slice(0, 60));
 });
 
-test('pathological inputs finish (no catastrophic backtracking)', { timeout: 60_000 }, () => {
+// ---------------------------------------------------------------------------- vendor-token
+
+const VENDOR_POSITIVES: Array<[text: string, secret: string]> = [
+  [`sourcegraph: ${hex40}`, hex40],
+  [`sourcegraph: ${hex40.toUpperCase().slice(0, 20)}${hex40.slice(20)}`, hex40.slice(20)], // mixed-case hex
+  [`{"tokens": {"sourcegraph": "${hex40}", "other": 1}}`, hex40],
+  [`tokens:\n  github: ${hex40}\n  gitlab: none\n`, hex40], // a legacy 40-hex GitHub token
+  [`export MERAKI_API_KEY=${hex40}`, hex40],
+  [`  DISCORD_BOT_TOKEN: "${token}"`, token],
+  [`newRelicLicenseKey = "${hex40}";`, hex40],
+  [`NEW_RELIC_LICENSE_KEY=${hex40}`, hex40], // a two-word vendor name, split
+  [`HUGGING_FACE_HUB_TOKEN: ${token}`, token],
+  [`datadog_app_key => '${hex40}'`, hex40],
+  [`sourcegraph-cli --sourcegraph-token=${hex40} search x`, hex40],
+  [`[default]\nmailgun_prod = ${hex32}`, hex32],
+  [JSON.stringify({ config: JSON.stringify({ sourcegraph: hex40 }) }), hex40], // JSON inside a JSON string
+];
+
+for (const [text, secret] of VENDOR_POSITIVES) {
+  test(`vendor-token: redacts ${text.slice(0, 48).replace(/\n/g, ' ')}…`, () => {
+    const r = redactSecrets(text);
+    assert.ok(r.matches.some((m) => m.type === 'vendor-token'), `expected vendor-token, got ${r.matches.map((m) => m.type).join(',') || 'nothing'}`);
+    assert.ok(!r.text.includes(secret), 'the token must not survive');
+    assert.ok(r.text.includes('[REDACTED:vendor-token]'));
+    for (const f of r.findings) assert.ok(!f.evidence.includes(secret));
+  });
+}
+
+test('vendor-token: a vendor format rule keeps its own type on the same span', () => {
+  assert.deepEqual(typesIn(`GITHUB_TOKEN=${FAKE.githubToken}`), ['github-token']);
+  assert.deepEqual(typesIn(`stripe: ${FAKE.stripeKey}`), ['stripe-key']);
+});
+
+const VENDOR_LOOK_ALIKES: string[] = [
+  // git SHAs and digests, labelled as such or in prose
+  `commit ${hex40}`,
+  `github commit ${hex40}`,
+  `Fixed upstream on GitHub: ${hex40} (merged last week).`,
+  `github_sha: ${hex40}`,
+  `GITHUB_SHA=${hex40}`,
+  `sourcegraph_commit: ${hex40}`,
+  `sourcegraph_version = "${hex40}"`,
+  `"github": "sha512-${rand(86, 91)}=="`,
+  `github: sha256:${rand(64, 92, HEX)}`,
+  `slack_checksum: ${hex32}`,
+  // identifiers that are not credentials
+  'sourcegraph: 3f0f8c1e-2b9a-4c55-9d0e-7b1c2a3d4e5f',
+  `github_run_id: ${rand(20, 93, '0123456789')}`,
+  `slack_channel: C${rand(20, 94, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789')}`,
+  `stripe_customer: cus_${rand(24, 95)}`,
+  `github_url: https://github.com/acme/widgets/commit/${hex40}`,
+  `laws: ${hex40}`,
+  `mygithubthing: ${hex40}`,
+  // placeholders, references, low-entropy and sequential test values (gitleaks' own look-alikes among them)
+  'discord=00000000000000000000000000000000',
+  'meraki: aaaaaaaaaa1111111111bbbbbbbbbb2222222222',
+  'oktaKey = 00000000000000000000000000000000000TUVWXYZ',
+  'sourcegraph: ${SOURCEGRAPH_TOKEN}',
+  'sourcegraph: <your sourcegraph token>',
+  'SOURCEGRAPH_TOKEN=xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx',
+  'aws: 0123456789abcdef0123456789abcdef',
+  'github: os.environ.get("GITHUB_TOKEN_VALUE")',
+  'sourcegraph: short1234',
+];
+
+for (const text of VENDOR_LOOK_ALIKES) {
+  test(`vendor-token: leaves alone ${text.slice(0, 56)}`, () => {
+    assert.ok(!typesIn(text).includes('vendor-token'), `vendor-token fired on ${text}`);
+  });
+}
+
+test('vendor-token: the vendor key must start a line or an object member, not sit in a sentence', () => {
+  assert.deepEqual(typesIn(`\nsourcegraph: ${hex40}`), ['vendor-token']);
+  assert.deepEqual(typesIn(`we asked sourcegraph: ${hex40}`), []);
+});
+
+test('pathological inputs for both detectors finish (no catastrophic backtracking)', { timeout: 60_000 }, () => {
   const inputs = [
     '"type": "service_account" '.repeat(40_000),
     '{"type": "service_account", "private_key": "' + 'A'.repeat(500_000),
     '{"type": "service_account", ' + '"private_key_id": "abc", '.repeat(40_000),
     '{"type": "service_account", "private_key": "' + '\\n'.repeat(300_000),
+    'github: '.repeat(100_000),
+    'github_token_prod_'.repeat(50_000),
+    'sourcegraph' + 'a'.repeat(400_000),
+    'x=' + 'githubA1'.repeat(100_000),
+    '"github": '.repeat(100_000),
+    `\nsourcegraph: ${hex40}`.repeat(20_000),
   ];
   for (const s of inputs) findSecrets(s);
 });

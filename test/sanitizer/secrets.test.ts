@@ -34,6 +34,7 @@ const POSITIVES: Array<[type: string, text: string, secret: string]> = [
   ['generic-secret', `{"client_secret": "${FAKE.genericKey}"}`, FAKE.genericKey],
   ['generic-secret', `password: ${FAKE.password}`, FAKE.password],
   ['high-entropy-secret', `MIMI=${FAKE.highEntropy}`, FAKE.highEntropy],
+  ['vendor-token', `sourcegraph: ${FAKE.hexDigest}`, FAKE.hexDigest],
   ['gcp-service-account', `{"type": "service_account", "private_key_id": "${FAKE.hexDigest}"}`, FAKE.hexDigest],
 ];
 
@@ -52,7 +53,7 @@ test('every listed type has a positive test', () => {
   const untested = SECRET_TYPES.filter((t) => !tested.has(t));
   // Vendor formats without a dedicated case above are covered by the format list; the families
   // (keys, tokens, headers, URLs, generic, entropy) all are.
-  for (const t of ['private-key', 'aws-access-key', 'jwt', 'generic-secret', 'high-entropy-secret', 'connection-string-password', 'gcp-service-account']) assert.ok(tested.has(t), t);
+  for (const t of ['private-key', 'aws-access-key', 'jwt', 'generic-secret', 'high-entropy-secret', 'connection-string-password', 'vendor-token', 'gcp-service-account']) assert.ok(tested.has(t), t);
   assert.ok(untested.length < SECRET_TYPES.length);
 });
 
@@ -73,6 +74,8 @@ const LOOK_ALIKES: string[] = [
   'redis://:${REDIS_PASSWORD}@cache:6379',
   `commit ${FAKE.hexDigest}`,
   `SRCREV = "${FAKE.hexDigest}"`,
+  `github_sha: ${FAKE.hexDigest}`,
+  'sourcegraph: 3f0f8c1e-2b9a-4c55-9d0e-7b1c2a3d4e5f',
   '"type": "SERVICE_ACCOUNT"',
   'request_id: 3f0f8c1e-2b9a-4c55-9d0e-7b1c2a3d4e5f',
   `"nextPageToken": "${rand(32, 50)}"`,
