@@ -1,13 +1,21 @@
 /**
- * Prometheus metrics (prom-client), behind a small typed facade that is cheap on the hot path:
- * label children are cached per label set, and label values that come from clients or upstreams
- * (tool names, reasons) are bounded in length and in number per metric, so a hostile upstream
- * cannot blow up the registry with made-up tool names (the overflow goes to `_other`).
+ * Prometheus metrics (prom-client), behind a small typed facade that is cheap on the hot path.
+ * Label values that come from clients or upstreams (tool names, reasons) are bounded in length
+ * and in number per metric, so a hostile upstream cannot blow up the registry with made-up tool
+ * names (the overflow goes to `_other`).
+ *
+ * The per-request metrics (requests, denials, request/upstream/stage durations) are FastCounter
+ * and FastHistogram series (fast-metrics.ts; same exposition as prom-client's). observeRequest
+ * finds one cached record per (mount, method, tool, outcome) that holds the series directly, and
+ * one cached series per stage name: a few Map lookups and additions per request, no label
+ * hashing. The caches are keyed by the values as received and hold only values the bound
+ * admitted unchanged, so they are no larger than the registry; a value cut or sent to `_other`
+ * takes the slow path (bound, then look up) every time, which a hostile upstream may pay for.
  *
  * The server serves `metricsHandler(metrics)()` at `metrics.path` (default /metrics).
  */
-import { FastHistogram } from './fast-histogram.js';
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { FastCounter, FastHistogram, type CounterSeries, type HistogramSeries } from './fast-metrics.js';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { AuditMetricsHooks } from '../audit/types.js';
 
 export type RequestOutcome = 'allowed' | 'denied' | 'error';
@@ -62,17 +70,35 @@ class LabelBound {
   }
 }
 
-function cached<T>(cache: Map<string, T>, key: string, make: () => T): T {
-  let c = cache.get(key);
+/** What observeRequest keeps per (mount, method, tool, outcome) as received. */
+interface RequestRecord {
+  readonly requests: CounterSeries;
+  readonly duration: HistogramSeries;
+  /** Bounded label values, for the denial series. */
+  readonly mount: string;
+  readonly tool: string;
+  /** The last denial reason seen (as received) and its series, when that reason was admitted unchanged. */
+  reason: string | undefined;
+  denials: CounterSeries | undefined;
+}
+
+type Level<T> = Map<string, T>;
+
+function child<T>(m: Map<string, Level<T>>, k: string): Level<T> {
+  let c = m.get(k);
   if (c === undefined) {
-    c = make();
-    cache.set(key, c);
+    c = new Map();
+    m.set(k, c);
   }
   return c;
 }
 
-type Inc = { inc(n?: number): void };
-type Obs = { observe(v: number): void };
+const cacheSizes = new WeakMap<Metrics, () => number>();
+
+/** How many entries the hot-path caches hold (request records, stage series, upstream series). For tests: it must stay within the label bounds. */
+export function metricsCacheSize(metrics: Metrics): number {
+  return cacheSizes.get(metrics)?.() ?? 0;
+}
 
 export function createMetrics(options: CreateMetricsOptions = {}): Metrics {
   const registry = options.registry ?? new Registry();
@@ -85,11 +111,11 @@ export function createMetrics(options: CreateMetricsOptions = {}): Metrics {
   const mounts = new LabelBound(200);
   const methods = new LabelBound(100);
 
-  const requests = new Counter({ name: 'bastion_requests_total', help: 'Requests by mount, method, tool and outcome.', labelNames: ['mount', 'method', 'tool', 'outcome'], registers: [registry] });
-  const denials = new Counter({ name: 'bastion_denials_total', help: 'Refused or failed requests by mount, tool and reason.', labelNames: ['mount', 'tool', 'reason'], registers: [registry] });
-  const duration = new Histogram({ name: 'bastion_request_duration_seconds', help: 'End-to-end request latency through the gateway.', labelNames: ['mount', 'method'], buckets: LATENCY_BUCKETS, registers: [registry] });
+  const requests = new FastCounter('bastion_requests_total', 'Requests by mount, method, tool and outcome.', ['mount', 'method', 'tool', 'outcome'], registry);
+  const denials = new FastCounter('bastion_denials_total', 'Refused or failed requests by mount, tool and reason.', ['mount', 'tool', 'reason'], registry);
+  const duration = new FastHistogram('bastion_request_duration_seconds', 'End-to-end request latency through the gateway.', ['mount', 'method'], LATENCY_BUCKETS, registry);
   const stageDuration = new FastHistogram('bastion_stage_duration_seconds', 'Time spent in each pipeline stage.', 'stage', STAGE_BUCKETS, registry);
-  const upstreamLatency = new Histogram({ name: 'bastion_upstream_duration_seconds', help: 'Upstream answer latency.', labelNames: ['mount'], buckets: LATENCY_BUCKETS, registers: [registry] });
+  const upstreamLatency = new FastHistogram('bastion_upstream_duration_seconds', 'Upstream answer latency.', 'mount', LATENCY_BUCKETS, registry);
   const upstreamUp = new Gauge({ name: 'bastion_upstream_up', help: '1 when the upstream is reachable/running, 0 when not.', labelNames: ['mount'], registers: [registry] });
   const sanitizer = new Counter({ name: 'bastion_sanitizer_hits_total', help: 'Sanitizer rule matches on upstream output.', labelNames: ['mount', 'rule', 'action'], registers: [registry] });
   const scanner = new Counter({ name: 'bastion_scanner_hits_total', help: 'Tool-definition scanner (poisoning) findings.', labelNames: ['mount', 'rule'], registers: [registry] });
@@ -109,35 +135,69 @@ export function createMetrics(options: CreateMetricsOptions = {}): Metrics {
     },
   });
 
-  const c = {
-    requests: new Map<string, Inc>(),
-    denials: new Map<string, Inc>(),
-    duration: new Map<string, Obs>(),
-    upstream: new Map<string, Obs>(),
+  // mount -> method -> tool -> outcome -> record, keyed by the values as received (see top)
+  const records = new Map<string, Level<Level<Level<RequestRecord>>>>();
+  const stageSeries = new Map<string, HistogramSeries>();
+  const upstreamSeries = new Map<string, HistogramSeries>();
+
+  const requestRecord = (rawMount: string, rawMethod: string, rawTool: string, outcome: string): RequestRecord => {
+    const mount = mounts.value(rawMount);
+    const method = methods.value(rawMethod);
+    const tool = tools.value(rawTool);
+    const rec: RequestRecord = { requests: requests.labels(mount, method, tool, outcome), duration: duration.labels(mount, method), mount, tool, reason: undefined, denials: undefined };
+    if (mount === rawMount && method === rawMethod && tool === rawTool) child(child(child(records, rawMount), rawMethod), rawTool).set(outcome, rec);
+    return rec;
   };
 
-  const observeStage = (stage: string, ms: number): void => {
-    stageDuration.observe(stagesB.value(stage), ms / 1000);
+  const denialSeries = (rec: RequestRecord, rawReason: string): CounterSeries => {
+    if (rec.reason === rawReason && rec.denials !== undefined) return rec.denials;
+    const reason = reasons.value(rawReason);
+    const s = denials.labels(rec.mount, rec.tool, reason);
+    if (reason === rawReason) {
+      rec.reason = rawReason;
+      rec.denials = s;
+    }
+    return s;
   };
 
-  return {
+  const stage = (name: string): HistogramSeries => {
+    let s = stageSeries.get(name);
+    if (s === undefined) {
+      const b = stagesB.value(name);
+      s = stageDuration.labels(b);
+      if (b === name) stageSeries.set(name, s);
+    }
+    return s;
+  };
+
+  const observeStage = (name: string, ms: number): void => {
+    stage(name).observe(ms / 1000);
+  };
+
+  const metrics: Metrics = {
     registry,
     observeRequest(o) {
-      const mount = mounts.value(o.mount);
-      const method = methods.value(o.method);
-      const tool = tools.value(o.tool);
-      cached(c.requests, `${mount}\0${method}\0${tool}\0${o.outcome}`, () => requests.labels(mount, method, tool, o.outcome)).inc();
-      if (o.outcome !== 'allowed') {
-        const reason = reasons.value(o.reason ?? o.outcome);
-        cached(c.denials, `${mount}\0${tool}\0${reason}`, () => denials.labels(mount, tool, reason)).inc();
+      const tool = o.tool ?? '';
+      const rec = records.get(o.mount)?.get(o.method)?.get(tool)?.get(o.outcome) ?? requestRecord(o.mount, o.method, tool, o.outcome);
+      rec.requests.inc();
+      if (o.outcome !== 'allowed') denialSeries(rec, o.reason ?? o.outcome).inc();
+      rec.duration.observe(o.durationMs / 1000);
+      const st = o.stages;
+      if (st) {
+        for (const k in st) {
+          (stageSeries.get(k) ?? stage(k)).observe(st[k]! / 1000);
+        }
       }
-      cached(c.duration, `${mount}\0${method}`, () => duration.labels(mount, method)).observe(o.durationMs / 1000);
-      if (o.stages) for (const k in o.stages) observeStage(k, o.stages[k]!);
     },
     observeStage,
     observeUpstreamLatency(mount, ms) {
-      const m = mounts.value(mount);
-      cached(c.upstream, m, () => upstreamLatency.labels(m)).observe(ms / 1000);
+      let s = upstreamSeries.get(mount);
+      if (s === undefined) {
+        const m = mounts.value(mount);
+        s = upstreamLatency.labels(m);
+        if (m === mount) upstreamSeries.set(mount, s);
+      }
+      s.observe(ms / 1000);
     },
     setUpstreamHealth(mount, up) {
       upstreamUp.labels(mounts.value(mount)).set(up ? 1 : 0);
@@ -164,6 +224,12 @@ export function createMetrics(options: CreateMetricsOptions = {}): Metrics {
       auditFailures.labels(sink).inc();
     },
   };
+  cacheSizes.set(metrics, () => {
+    let n = stageSeries.size + upstreamSeries.size;
+    for (const byMethod of records.values()) for (const byTool of byMethod.values()) for (const byOutcome of byTool.values()) n += byOutcome.size;
+    return n;
+  });
+  return metrics;
 }
 
 export interface MetricsResponse {

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Histogram, Registry } from 'prom-client';
-import { FastHistogram } from '../../src/metrics/fast-histogram.js';
+import { FastHistogram } from '../../src/metrics/fast-metrics.js';
 
 test('FastHistogram exposes exactly what a prom-client histogram would', async () => {
   const buckets = [0.001, 0.01, 0.1];
