@@ -37,6 +37,13 @@ const INVISIBLE_RE =
   /(?<tags>[\u{E0000}-\u{E007F}]+)|(?<vs>[\uFE00-\uFE0F\u{E0100}-\u{E01EF}]+)|(?<bidi>[\u202A-\u202E\u2066-\u2069])|(?<mark>[\u200E\u200F\u061C])|(?<joiner>[\u200C\u200D])|(?<zw>[\u200B\u2060-\u2064\uFEFF\u180E\u00AD\u034F\u115F\u1160\u3164\uFFA0\u17B4\u17B5\u2028\u2029])/gu;
 // eslint-disable-next-line no-misleading-character-class
 const INVISIBLE_QUICK = /[\u00AD\u034F\u061C\u115F\u1160\u17B4\u17B5\u180E\u200B-\u200F\u2028-\u202E\u2060-\u2069\u3164\uFE00-\uFE0F\uFEFF\uFFA0\uDB40]/;
+/**
+ * Every character either pass above can act on (the union of ANSI_QUICK and INVISIBLE_QUICK; the
+ * high surrogate U+DB40 covers tag characters and the supplementary variation selectors). Text
+ * without one is returned as it is after a single scan: the common case.
+ */
+// eslint-disable-next-line no-control-regex, no-misleading-character-class
+const ANY_HIDDEN = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u00AD\u034F\u061C\u115F\u1160\u17B4\u17B5\u180E\u200B-\u200F\u2028-\u202E\u2060-\u2069\u3164\uFE00-\uFE0F\uFEFF\uFFA0\uDB40]/;
 const RTL_RE = /[\p{Script=Hebrew}\p{Script=Arabic}\p{Script=Syriac}\p{Script=Thaana}\p{Script=Nko}]/u;
 // eslint-disable-next-line no-misleading-character-class
 const EMOJI_NEIGHBOUR = /[\p{Extended_Pictographic}\u{1F3FB}-\u{1F3FF}\uFE0F\u20E3]/u;
@@ -128,6 +135,15 @@ const MESSAGES: Record<string, string> = {
  * injection scan).
  */
 export function processHidden(text: string, opts: HiddenOptions): HiddenResult {
+  if (!ANY_HIDDEN.test(text)) return { text, findings: [], smuggled: '' };
+  return processHiddenFull(text, opts);
+}
+
+/**
+ * processHidden without the single-scan pre-check: the detailed passes only. Exported so a test
+ * can show the pre-check never skips a character these passes would act on.
+ */
+export function processHiddenFull(text: string, opts: HiddenOptions): HiddenResult {
   const tally = new Map<string, Tally>();
   let smuggled = '';
   let out = text;

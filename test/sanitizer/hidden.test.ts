@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { processHidden, type HiddenOptions } from '../../src/sanitizer/hidden.js';
+import { processHidden, processHiddenFull, type HiddenOptions } from '../../src/sanitizer/hidden.js';
 
 const STRIP: HiddenOptions = { ansi: 'strip', invisible: 'strip', zeroWidth: 'strip' };
 const ESC = '\u001b';
@@ -115,4 +115,38 @@ test('pathological inputs finish', { timeout: 60_000 }, () => {
   for (const s of [`${ESC}[`.repeat(300_000), `${ESC}]`.repeat(300_000), '\u200B'.repeat(500_000), tags('a'.repeat(300_000)), '\uFE0F'.repeat(300_000)]) {
     processHidden(s, STRIP);
   }
+});
+
+test('the single-scan pre-check skips no character the detailed passes act on (every UTF-16 code unit, tag and selector planes)', () => {
+  // If the pre-check missed a character, processHidden would return the text untouched where the
+  // detailed passes change it or report it. Each character alone, between letters, after an emoji
+  // and after a right-to-left letter (contexts that decide whether ZWJ, VS and marks are kept).
+  const options: HiddenOptions[] = [STRIP, { ansi: 'escape', invisible: 'escape', zeroWidth: 'escape' }];
+  const chars: string[] = [];
+  for (let c = 0; c <= 0xffff; c++) chars.push(String.fromCharCode(c));
+  for (let c = 0xe0000; c <= 0xe01ff; c++) chars.push(String.fromCodePoint(c));
+  let checked = 0;
+  for (const o of options) {
+    for (const ch of chars) {
+      for (const t of [`a${ch}b`, `\u{1F600}${ch}\u{1F600}`, `\u05D0${ch}\u05D1`, `${ch}`]) {
+        const fast = processHidden(t, o);
+        const full = processHiddenFull(t, o);
+        if (fast.text !== full.text || fast.findings.length !== full.findings.length || fast.smuggled !== full.smuggled) {
+          assert.fail(`pre-check skipped U+${ch.codePointAt(0)!.toString(16).toUpperCase()} in ${JSON.stringify(t)}`);
+        }
+        checked++;
+      }
+    }
+  }
+  assert.ok(checked > 500_000);
+});
+
+test('the pre-check passes benign text through as it is, and still sees one hidden character in a long text', () => {
+  const benign = 'Plain text with punctuation, digits 0123 and accents: café, naïve, Ελληνικά, 日本語.\n\tIndented line.\r\n';
+  const r = processHidden(benign, STRIP);
+  assert.equal(r.text, benign);
+  assert.deepEqual(r.findings, []);
+  const long = 'x'.repeat(10_000) + '\u200B' + 'y'.repeat(10_000);
+  assert.equal(processHidden(long, STRIP).text, 'x'.repeat(10_000) + 'y'.repeat(10_000));
+  assert.deepEqual(rules(long), ['hidden.zero-width']);
 });
