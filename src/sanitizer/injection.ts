@@ -16,8 +16,14 @@ interface Rule {
   severity: Severity;
   message: string;
   re: RegExp;
-  /** Cheap pre-check on the lower-cased view; the rule runs only when one of these occurs. */
-  hints?: readonly string[];
+  /**
+   * Pre-check (a regular expression source, compiled case-insensitive): a NECESSARY condition for
+   * `re` to match, so the rule is skipped only when it could not fire. Written from `re` by taking,
+   * for each alternative, a piece every match of it must contain (keywords with the separators
+   * the rule requires around them). test/sanitizer/injection.test.ts checks this on the positive
+   * cases and on strings generated from `re` itself; keep them in step when a rule changes.
+   */
+  gate: string;
   /** Post-filter on a match (false drops it), or a severity override. */
   accept?: (m: RegExpExecArray, view: string) => boolean | Severity;
 }
@@ -58,7 +64,7 @@ const RULES: readonly Rule[] = [
     id: 'injection.ignore-previous',
     severity: 'high',
     message: 'asks to ignore or override previous instructions',
-    hints: ['ignore', 'disregard', 'forget', 'override', 'bypass', 'abandon', 'skip', 'drop'],
+    gate: String.raw`(?:ignore|disregard|forget|override|bypass|drop|abandon|skip)\s`,
     re: new RegExp(
       String.raw`(?:ignore|disregard|forget|override|bypass|drop|abandon|skip)\s+(?:(?:all|any|each|every|the|your|my|of|these|those|its|their)\s+){0,3}(?:(?:previous|prior|preceding|above|earlier|former|original|initial|old|existing|system|safety|developer|current)\s+){1,2}(?:i\w{0,2}nstruct\w{0,6}|directions?|prompts?|rules?|guidelines?|commands?|guidance|context|orders?|tasks?|directives?|constraints?|polic(?:y|ies)|messages?|conversation)\b` +
         String.raw`|\b(?:ignore|disregard|forget)\s+(?:(?:all|any|your|the)\s+){1,2}i\w{0,2}nstructions?\b(?!\s+(?:on|in|for|of|at)\b)` +
@@ -71,7 +77,7 @@ const RULES: readonly Rule[] = [
     id: 'injection.role-marker',
     severity: 'high',
     message: 'chat-template token or system/role marker inside data',
-    hints: ['<|', '[inst]', '[/inst]', '<<sys>>', 'start_of_turn', 'end_of_turn', 'system', '<s>'],
+    gate: String.raw`<\||inst\]|sys>>|_of_turn>|(?:system|assistant|developer)[ _-]?(?:message|prompt|instruction|note|override|update)`,
     re: new RegExp(
       String.raw`<\|(?:im_start|im_end|im_sep|system|user|assistant|developer|endoftext|eot_id|eom_id|start_header_id|end_header_id|begin_of_text|end_of_text|tool|ipython|channel|message|start|end|return|call|constrain)\|>` +
         String.raw`|\[\/?INST\]|<<\/?SYS>>|<\/?(?:start|end)_of_turn>` +
@@ -84,7 +90,7 @@ const RULES: readonly Rule[] = [
     id: 'injection.role-prefix',
     severity: 'medium',
     message: 'a line poses as a system/assistant turn giving instructions',
-    hints: ['system', 'assistant', 'developer', 'admin'],
+    gate: String.raw`(?:system|assistant|developer|admin(?:istrator)?|override|notice)[*_]{0,2}\s*:`,
     re: new RegExp(
       String.raw`^[ \t>*_#]{0,6}(?:system|assistant|developer|admin(?:istrator)?|system\s+(?:override|administrator|notice))[*_]{0,2}\s*:\s*(?:you\b|ignore\b|from\s+now\b|new\s+instructions?\b|the\s+user\b|always\b|never\b|do\s+not\b|don't\b|please\b|i\s+will\b|i'll\b|your\s+(?:task|goal|job)\b)`,
       'gim',
@@ -94,7 +100,7 @@ const RULES: readonly Rule[] = [
     id: 'injection.addressed-to-model',
     severity: 'high',
     message: 'text addressed to the AI model/assistant reading it',
-    hints: ['you', 'dear', 'hey', 'hi ', 'hello', 'attention', 'note to', 'message', 'instruction', 'important for', 'reading', 'processing', 'parsing', 'summari', 'analy'],
+    gate: String.raw`(?:to|for)\s+you|\s(?:ai\b|llm\b|language\s|agent\b|chat|gpt|claude\b|gemini\b|copilot\b|assistant)|if\s+you\s+are|(?:reading|processing|parsing|summari[sz]ing|analy[sz]ing|seeing)\s+th|you\s+are\s+now|from\s+now\s+on`,
     re: new RegExp(
       String.raw`\b(?:to|for)\s+you,?\s+(?:the\s+|an?\s+|dear\s+)?` + MODEL + String.raw`\b` +
         String.raw`|\b(?:dear|hey|hi|hello|attention|note\s+to(?:\s+the)?|message\s+(?:to|for)(?:\s+the)?|instructions?\s+(?:to|for)(?:\s+the)?|important\s+for(?:\s+the)?)\s*,?\s+(?:AI|LLM|language\s+model|AI\s+(?:assistant|agent|model)|agent|chat\s?bot|GPT[\w.-]{0,12}|ChatGPT|Claude|Gemini|Copilot|assistant(?!\s+(?:manager|director|professor|to\s+the|editor|coach|principal)))\b` +
@@ -109,7 +115,7 @@ const RULES: readonly Rule[] = [
     id: 'injection.task-hijack',
     severity: 'high',
     message: 'redirects the model away from the user\'s task',
-    hints: ['task', 'before', 'instruction', 'your', 'user', 'following', 'directive', 'objective'],
+    gate: String.raw`(?:gave|assigned|sent|asked|provided|give)\s+(?:to\s+)?you|before\s|your\s+(?:new|real|actual|true|primary|only|updated)\s|(?:not|don't|never)\s+(?:tell|inform|mention|notify|alert|warn|reveal|show)|without\s+(?:telling|informing|notifying|alerting|warning)`,
     re: new RegExp(
       String.raw`\b(?:the|your)\s+(?:original\s+|initial\s+|current\s+|first\s+)?(?:task|request|instructions?|question|assignment)\s+(?:that\s+|which\s+)?(?:I|the\s+user)\s+(?:gave|assigned|sent|asked|provided|give)\s+(?:to\s+)?you\b` +
         String.raw`|\bbefore\s+(?:you\s+)?(?:can\s+|could\s+|are\s+able\s+to\s+)?(?:solve|solving|complete|completing|continue|continuing|proceed|proceeding|answer|answering|respond|responding|finish|finishing|reply|replying|summari[sz]e|summari[sz]ing)\b[^\n]{0,80}?\b(?:you\s+(?:must|need\s+to|have\s+to|should)|please\s+(?:do|first)|do\s+the\s+following|first\b)` +
@@ -123,7 +129,7 @@ const RULES: readonly Rule[] = [
     id: 'injection.task-hijack-weak',
     severity: 'medium',
     message: 'inserts a task ahead of the user\'s',
-    hints: ['following', 'after you', 'instruction', 'directive', 'orders', 'user', 'adhere', 'obey', 'comply'],
+    gate: String.raw`do\s+the\s+following|after\s+you|(?:new|updated|real|actual|true|revised|secret|hidden|additional)\s+(?:instruction|directive|system|order)|user\s+(?:query|request|message|instruction|prompt)|adhere\s+to|obey|comply\s+with`,
     re: new RegExp(
       String.raw`\b(?:please\s+)?do\s+the\s+following\s+(?:first|instead|immediately|now)\b` +
         String.raw`|\bafter\s+you\s+(?:do|have\s+done|did|complete|completed|finish|finished)\s+(?:that|this|so|it)\b[^\n]{0,60}?\b(?:you\s+can|continue|proceed|solve|return\s+to)\b` +
@@ -137,14 +143,14 @@ const RULES: readonly Rule[] = [
     id: 'injection.instruction-tag',
     severity: 'medium',
     message: 'pseudo-markup that frames instructions for the model',
-    hints: ['<'],
+    gate: String.raw`<\/?(?:info|imp|instr|sys|admin|secret|hidden|ai|assistant|prompt|override|directive|jailbreak|user)`,
     re: /<\/?(?:information|important|instructions?|system|system[_-]?prompt|admin|sys|secret[_-]?instructions?|hidden|ai[_-]?instructions?|assistant[_-]?instructions?|prompt|override|directive|jailbreak|user[_-]?instructions?)(?:\s[^<>\n]{0,60})?>/gi,
   },
   {
     id: 'injection.tool-coercion',
     severity: 'high',
     message: 'tells the model to call a tool or emits tool-call markup',
-    hints: ['tool', 'function', 'invoke', 'call'],
+    gate: String.raw`(?:tool|function)\s+with|(?:must|should|to|immediately|now|first,?)\s+(?:call|invoke|use|run|execute)\s|<\/?(?:tool_|function_call|antml:)`,
     re: new RegExp(
       String.raw`\b(?:call|invoke|use|run|execute|trigger)\s+(?:the\s+)?[\x60'"]?[A-Za-z_][\w.-]{1,63}[\x60'"]?\s+(?:tool|function)\s+with\s+(?:the\s+)?(?:following\s+)?(?:arguments|parameters|params|args|inputs?)\b` +
         String.raw`|\b(?:you\s+(?:must|should|need\s+to|have\s+to)|immediately|now|first,?)\s+(?:call|invoke|use|run|execute)\s+(?:the\s+)?[\x60'"]?[A-Za-z_][\w.-]{1,63}[\x60'"]?\s+(?:tool|function)\b` +
@@ -156,7 +162,7 @@ const RULES: readonly Rule[] = [
     id: 'injection.tool-coercion',
     severity: 'medium',
     message: 'tells the model to use a named tool',
-    hints: ['tool', 'function'],
+    gate: String.raw`(?:[\x60'"]|_[a-z0-9]+)\s+(?:tool|function)\b`,
     re: new RegExp(
       String.raw`\b(?:please\s+)?(?:use|using|call|calling|invoke|invoking|run|running)\s+(?:the\s+)?(?:[\x60'"][\w.-]{2,64}[\x60'"]|[a-z][a-z0-9]*(?:_[a-z0-9]+)+)\s+(?:tool|function)\b`,
       'gi',
@@ -166,14 +172,14 @@ const RULES: readonly Rule[] = [
     id: 'injection.fake-user-turn',
     severity: 'high',
     message: 'poses as the user or declares the user\'s task finished',
-    hints: ['user', 'task'],
+    gate: String.raw`i\s+am\s+(?:the|your)\s|task\s+(?:has|is|was)\s`,
     re: /\bI\s+am\s+(?:the|your)\s+(?:user|owner|operator|developer|administrator|admin)\b(?!\s+(?:of|who|that|guide|manual|interface|experience|account|name|id)\b)|\b(?:the\s+)?(?:previous|prior|original|current|above|user'?s?)\s+task\s+(?:has\s+(?:already\s+)?been\s+|is\s+(?:already\s+)?|was\s+(?:already\s+)?)(?:completed|done|finished|cancell?ed|solved|resolved)\b/gi,
   },
   {
     id: 'injection.todo-directive',
     severity: 'medium',
     message: 'an imperative to-do aimed at whoever reads the data',
-    hints: ['todo', 'fixme', 'action required', 'note to', 'important', 'urgent', 'attention'],
+    gate: String.raw`(?:todo|fixme|required|self|ai|assistant|model|important|urgent|attention|critical)\s*[:!]`,
     re: new RegExp(
       String.raw`(?:TODO|FIXME|ACTION\s+REQUIRED|NOTE\s+TO\s+(?:SELF|AI|(?:THE\s+)?ASSISTANT|(?:THE\s+)?MODEL))\s*(?::|!{1,3}:?)\s*(?:please\s+)?(?:(?:immediately|now|first|quickly|also)\s+)?(?:` +
         ACTION_VERBS +
@@ -191,7 +197,7 @@ const RULES: readonly Rule[] = [
     id: 'injection.exfil-markdown',
     severity: 'high',
     message: 'markdown/HTML image or link whose URL carries data or a placeholder for data',
-    hints: ['](', 'src'],
+    gate: String.raw`\]\(|<img`,
     re: /!?\[[^\]\n]{0,200}\]\(\s*<?(https?:\/\/[^\s)>]{1,2048})|<img\b[^>]{0,300}?\bsrc\s*=\s*["']?(https?:\/\/[^\s"'>]{1,2048})/gi,
     accept: (m) => {
       const url = m[1] ?? m[2] ?? '';
@@ -206,7 +212,7 @@ const RULES: readonly Rule[] = [
     id: 'injection.exfil-request',
     severity: 'medium',
     message: 'asks to send conversation data or credentials to an outside address',
-    hints: ['send', 'forward', 'email', 'post', 'upload', 'transmit', 'leak', 'share', 'append', 'include', 'render', 'display'],
+    gate: String.raw`(?:send|forward|mail|post|upload|transmit|leak|share)\s|\s(?:url|link|query|image|markdown)\b`,
     re: new RegExp(
       String.raw`\b(?:send|forward|e-?mail|post|upload|transmit|leak|share)\s+(?:(?:all|the|your|this|my|every|any)\s+){0,3}(?:conversation|chat\s+history|previous\s+messages|system\s+prompt|context\s+window|credentials|passwords?|api\s+keys?|secrets?|access\s+tokens?|(?:private|personal|user)\s+(?:data|information|info))\b[^\n]{0,80}?\b(?:to|at)\s+(?:https?:\/\/|www\.|[\w.+-]{1,64}@[\w-]{1,63}\.)` +
         String.raw`|\b(?:append|add|include|insert|put|encode)\s+(?:(?:the|all|any|every|your)\s+)?(?:[\w-]+\s+){0,4}(?:to|in|into)\s+(?:the\s+)?(?:url|link|query(?:\s+string)?|image\s+(?:url|link|source))\b` +
@@ -218,24 +224,41 @@ const RULES: readonly Rule[] = [
     id: 'injection.prompt-leak',
     severity: 'medium',
     message: 'asks the model to reveal its prompt, keys or environment',
-    hints: ['reveal', 'print', 'show', 'output', 'repeat', 'display', 'leak', 'tell me'],
+    gate: String.raw`prompt|instructions\s|api\s+key|environment\s+variables`,
     re: /\b(?:reveal|print|show|output|repeat|display|leak|tell\s+me)\s+(?:me\s+)?(?:your|the)\s+(?:full\s+|entire\s+|complete\s+|initial\s+|original\s+|hidden\s+|secret\s+)?(?:system\s+prompt|initial\s+prompt|hidden\s+prompt|instructions\s+(?:above|you\s+were\s+given)|api\s+keys?|environment\s+variables)\b/gi,
   },
   {
     id: 'injection.encoded-instruction',
     severity: 'medium',
     message: 'asks the model to decode a payload and act on it',
-    hints: ['decode', 'base64', 'rot13', 'hex'],
+    gate: String.raw`decode|rot13|unhex`,
     re: /\b(?:decode|base64[- ]?decode|rot13|unhex)\b[^\n]{0,60}?\b(?:and|then)\s+(?:follow|execute|run|obey|do|perform|apply|carry\s+out)\b/gi,
   },
   {
     id: 'injection.important-message',
     severity: 'low',
     message: 'urgent-message framing',
-    hints: ['important', 'urgent', 'critical'],
+    gate: String.raw`important|urgent|critical`,
     re: /\bthis\s+is\s+an?\s+(?:very\s+|really\s+|extremely\s+)?(?:important|urgent|critical)\s+(?:message|instruction|notice|note)s?\b/gi,
   },
 ];
+
+const GATES: readonly RegExp[] = RULES.map((r) => new RegExp(r.gate, 'i'));
+/** Any rule's gate: text that passes none of them cannot match any rule (the common case). */
+const ANY_GATE = new RegExp(RULES.map((r) => `(?:${r.gate})`).join('|'), 'i');
+
+/**
+ * Each rule's pattern and gate, as fresh copies (for the test that checks every gate is a
+ * necessary condition of its pattern).
+ */
+export function injectionRulePatterns(): Array<{ id: string; severity: Severity; re: RegExp; gate: RegExp }> {
+  return RULES.map((r, i) => ({ id: r.id, severity: r.severity, re: new RegExp(r.re.source, r.re.flags), gate: new RegExp(GATES[i]!.source, GATES[i]!.flags) }));
+}
+
+/** Any rule's gate matches `text` (for the same test). */
+export function anyInjectionGate(text: string): boolean {
+  return ANY_GATE.test(text);
+}
 
 /** Rule ids and severities, for documentation and the eval. */
 export const INJECTION_RULES: ReadonlyArray<{ id: string; severity: Severity; message: string }> = [
@@ -289,6 +312,31 @@ export function detectionView(text: string): string {
 
 const B64_CANDIDATE = /(?<![A-Za-z0-9+/_-])(?:[A-Za-z0-9+/]{4}){6,}(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?(?![A-Za-z0-9+/=_-])|(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{32,}(?![A-Za-z0-9_=-])/g;
 const HEX_CANDIDATE = /(?<![0-9a-fA-F])(?:[0-9a-fA-F]{2}){20,}(?![0-9a-fA-F])/g;
+/** Characters of either candidate pattern: a superset of the base64, base64url and hex alphabets. */
+const CANDIDATE_CHAR = new Uint8Array(128);
+for (const c of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/_-') CANDIDATE_CHAR[c.charCodeAt(0)] = 1;
+const isCandidateChar = (c: number): boolean => c < 128 && CANDIDATE_CHAR[c] === 1;
+/** Shortest run of CANDIDATE_CHAR either pattern can match (base64: six groups of four; hex needs 40). */
+const MIN_CANDIDATE_RUN = 24;
+
+/**
+ * True when `s` has MIN_CANDIDATE_RUN consecutive candidate characters: a necessary condition for
+ * B64_CANDIDATE or HEX_CANDIDATE to match. Such a run covers an index i with i % 24 === 23, so
+ * only every 24th character is looked at, and the run around it measured when it is one.
+ */
+export function hasCandidateRun(s: string): boolean {
+  const n = MIN_CANDIDATE_RUN;
+  for (let i = n - 1; i < s.length; i += n) {
+    if (!isCandidateChar(s.charCodeAt(i))) continue;
+    let a = i;
+    while (a > 0 && i - a < n - 1 && isCandidateChar(s.charCodeAt(a - 1))) a--;
+    let b = i;
+    while (b - a < n - 1 && b + 1 < s.length && isCandidateChar(s.charCodeAt(b + 1))) b++;
+    if (b - a + 1 >= n) return true;
+  }
+  return false;
+}
+
 const MAX_DECODE_CANDIDATES = 32;
 const MAX_CANDIDATE_LENGTH = 64 * 1024;
 
@@ -318,9 +366,11 @@ export interface InjectionOptions {
   decode?: boolean;
 }
 
-function runRules(view: string, lower: string, out: Finding[]): void {
-  for (const rule of RULES) {
-    if (rule.hints !== undefined && !rule.hints.some((h) => lower.includes(h))) continue;
+function runRules(view: string, out: Finding[]): void {
+  if (!ANY_GATE.test(view)) return;
+  for (let i = 0; i < RULES.length; i++) {
+    const rule = RULES[i]!;
+    if (!GATES[i]!.test(view)) continue;
     rule.re.lastIndex = 0;
     let m: RegExpExecArray | null;
     while ((m = rule.re.exec(view)) !== null) {
@@ -353,20 +403,19 @@ function runRules(view: string, lower: string, out: Finding[]): void {
  */
 export function detectInjection(text: string, opts: InjectionOptions = {}): Finding[] {
   const view = detectionView(text);
-  const lower = view.toLowerCase();
   const out: Finding[] = [];
-  runRules(view, lower, out);
+  runRules(view, out);
 
   // Letters from the mathematical alphanumeric block fold only with NFKC, which changes length:
   // scan the folded text too and report over the whole text.
   if (MATH_ALNUM.test(view)) {
     const folded = view.normalize('NFKC');
     const extra: Finding[] = [];
-    runRules(folded, folded.toLowerCase(), extra);
+    runRules(folded, extra);
     for (const f of extra) out.push({ ...f, rule: f.rule, start: 0, end: text.length, evidence: f.evidence });
   }
 
-  if (opts.decode !== false) {
+  if (opts.decode !== false && hasCandidateRun(view)) {
     let n = 0;
     for (const re of [B64_CANDIDATE, HEX_CANDIDATE]) {
       re.lastIndex = 0;
