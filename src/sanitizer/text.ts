@@ -100,6 +100,10 @@ export function sanitizeText(input: string, policy: SanitizePolicy): TextResult 
     if (secrets.length > 0 && policy.secrets === 'block') block = true;
   }
 
+  // Nothing to act on (the common case): the text after hidden-character processing and
+  // marker neutralization is the result (what the span and redaction pass below would build).
+  if (!block && acted.length === 0 && secrets.length === 0) return { text, findings, block: false, changed: text !== input };
+
   // Injection evidence may quote a secret: mask it.
   for (const f of injections) {
     if (f.start === undefined || f.end === undefined) continue;
