@@ -4,7 +4,9 @@
  * content, log data, error data). Each string goes through `sanitizeText`; binary payloads
  * (`data`, `blob`) and identifiers (`uri`, `mimeType`, `type`) are left alone.
  *
- * The walkers work on a copy the caller owns (they replace strings in place) and add up findings.
+ * The walkers are copy-on-write: they never modify what they are given, and return it as it is
+ * when no string changed (the common case), else a shallow copy along the path to each changed
+ * string (unchanged parts are shared). They add up findings in the sink.
  */
 import { sanitizeText } from './text.js';
 import type { Finding, SanitizePolicy } from './types.js';
@@ -31,77 +33,169 @@ export class TextSink {
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 
+/** `o` with `o[k]` set to `v`: `o` itself when it already holds `v`, else a shallow copy. */
+function withKey(o: Obj, k: string, v: unknown): Obj {
+  if (o[k] === v) return o;
+  const c = { ...o };
+  c[k] = v;
+  return c;
+}
+
+/** `o` with its string `o[k]` sanitized (when it is a string). */
+function withText(o: Obj, k: string, sink: TextSink): Obj {
+  const s = o[k];
+  return typeof s === 'string' ? withKey(o, k, sink.text(s)) : o;
+}
+
+/** Each item through `f`; the array itself when none changed. */
+function mapItems(a: unknown[], f: (item: unknown) => unknown): unknown[] {
+  let copy: unknown[] | undefined;
+  for (let i = 0; i < a.length; i++) {
+    const item = a[i];
+    const next = f(item);
+    if (next !== item) (copy ??= a.slice())[i] = next;
+  }
+  return copy ?? a;
+}
+
 /** Every string value in a JSON value (object keys are kept). */
 export function sanitizeJson(v: unknown, sink: TextSink, depth = 0): unknown {
   if (typeof v === 'string') return sink.text(v);
   if (depth > MAX_DEPTH || typeof v !== 'object' || v === null) return v;
-  if (Array.isArray(v)) {
-    for (let i = 0; i < v.length; i++) v[i] = sanitizeJson(v[i], sink, depth + 1);
-    return v;
-  }
+  if (Array.isArray(v)) return mapItems(v, (item) => sanitizeJson(item, sink, depth + 1));
+  let copy: Obj | undefined;
   for (const k of Object.keys(v)) {
     if (SKIP_KEYS.has(k)) continue;
-    (v as Obj)[k] = sanitizeJson((v as Obj)[k], sink, depth + 1);
+    const item = (v as Obj)[k];
+    const next = sanitizeJson(item, sink, depth + 1);
+    // A spread copy holds every key (`__proto__` too) as an own property, so this sets that property.
+    if (next !== item) (copy ??= { ...(v as Obj) })[k] = next;
   }
-  return v;
+  return copy ?? v;
 }
 
 /** One content block (tool result, prompt message, sampling message). */
-export function sanitizeContentBlock(block: unknown, sink: TextSink): void {
-  if (!isObj(block)) return;
+export function sanitizeContentBlock(block: unknown, sink: TextSink): unknown {
+  if (!isObj(block)) return block;
   switch (block.type) {
     case 'text':
-      if (typeof block.text === 'string') block.text = sink.text(block.text);
-      return;
+      return withText(block, 'text', sink);
     case 'image':
     case 'audio':
-      return;
+      return block;
     case 'resource':
-      if (isObj(block.resource) && typeof block.resource.text === 'string') block.resource.text = sink.text(block.resource.text);
-      return;
-    case 'resource_link':
-      for (const k of ['name', 'title', 'description'] as const) if (typeof block[k] === 'string') block[k] = sink.text(block[k]);
-      return;
+      return isObj(block.resource) ? withKey(block, 'resource', withText(block.resource, 'text', sink)) : block;
+    case 'resource_link': {
+      let b = block;
+      for (const k of ['name', 'title', 'description'] as const) b = withText(b, k, sink);
+      return b;
+    }
     default:
       // Unknown or future block types: every string the model might read.
-      sanitizeJson(block, sink);
+      return sanitizeJson(block, sink);
   }
 }
 
-function sanitizeBlocks(content: unknown, sink: TextSink): void {
-  if (Array.isArray(content)) for (const b of content) sanitizeContentBlock(b, sink);
-  else sanitizeContentBlock(content, sink);
+function sanitizeBlocks(content: unknown, sink: TextSink): unknown {
+  return Array.isArray(content) ? mapItems(content, (b) => sanitizeContentBlock(b, sink)) : sanitizeContentBlock(content, sink);
+}
+
+/** Each message's content blocks (prompt and sampling messages). */
+function sanitizeMessages(messages: unknown[], sink: TextSink): unknown[] {
+  return mapItems(messages, (m) => (isObj(m) ? withKey(m, 'content', sanitizeBlocks(m.content, sink)) : m));
 }
 
 /** tools/call result: content blocks and structuredContent. */
-export function sanitizeToolResult(result: Obj, sink: TextSink): void {
-  sanitizeBlocks(result.content, sink);
-  if (result.structuredContent !== undefined) result.structuredContent = sanitizeJson(result.structuredContent, sink);
+export function sanitizeToolResult(result: Obj, sink: TextSink): Obj {
+  let r = withKey(result, 'content', sanitizeBlocks(result.content, sink));
+  if (r.structuredContent !== undefined) r = withKey(r, 'structuredContent', sanitizeJson(r.structuredContent, sink));
+  return r;
 }
 
 /** resources/read result: contents[].text. */
-export function sanitizeResourceResult(result: Obj, sink: TextSink): void {
-  if (!Array.isArray(result.contents)) return;
-  for (const c of result.contents) if (isObj(c) && typeof c.text === 'string') c.text = sink.text(c.text);
+export function sanitizeResourceResult(result: Obj, sink: TextSink): Obj {
+  if (!Array.isArray(result.contents)) return result;
+  return withKey(result, 'contents', mapItems(result.contents, (c) => (isObj(c) ? withText(c, 'text', sink) : c)));
 }
 
 /** prompts/get result: description and messages[].content. */
-export function sanitizePromptResult(result: Obj, sink: TextSink): void {
-  if (typeof result.description === 'string') result.description = sink.text(result.description);
-  if (!Array.isArray(result.messages)) return;
-  for (const m of result.messages) if (isObj(m)) sanitizeBlocks(m.content, sink);
+export function sanitizePromptResult(result: Obj, sink: TextSink): Obj {
+  const r = withText(result, 'description', sink);
+  return Array.isArray(r.messages) ? withKey(r, 'messages', sanitizeMessages(r.messages, sink)) : r;
 }
 
 /** sampling/createMessage params: messages[].content and systemPrompt. */
-export function sanitizeSamplingParams(params: Obj, sink: TextSink): void {
-  if (typeof params.systemPrompt === 'string') params.systemPrompt = sink.text(params.systemPrompt);
-  if (!Array.isArray(params.messages)) return;
-  for (const m of params.messages) if (isObj(m)) sanitizeBlocks(m.content, sink);
+export function sanitizeSamplingParams(params: Obj, sink: TextSink): Obj {
+  const p = withText(params, 'systemPrompt', sink);
+  return Array.isArray(p.messages) ? withKey(p, 'messages', sanitizeMessages(p.messages, sink)) : p;
+}
+
+/** error: message and data. */
+export function sanitizeErrorObject(error: Obj, sink: TextSink): Obj {
+  const e = withText(error, 'message', sink);
+  return e.data !== undefined ? withKey(e, 'data', sanitizeJson(e.data, sink)) : e;
+}
+
+/** notifications/message params: logger and data. */
+export function sanitizeLogParams(params: Obj, sink: TextSink): Obj {
+  const p = withText(params, 'logger', sink);
+  return p.data !== undefined ? withKey(p, 'data', sanitizeJson(p.data, sink)) : p;
+}
+
+/** notifications/progress params: message. */
+export function sanitizeProgressParams(params: Obj, sink: TextSink): Obj {
+  return withText(params, 'message', sink);
 }
 
 // ---------------------------------------------------------------- size cap
 
 export type CapOutcome = { ok: true; truncatedBytes: number } | { ok: false; size: number };
+
+/** Longest JSON text of a number (`-0.0000012345678901234567` is 25 characters). */
+const MAX_NUMBER_CHARS = 32;
+/** Deeper values are measured exactly (a deep value is rare and the walk must stay bounded). */
+const MAX_BOUND_DEPTH = 64;
+
+/** Budget left after an upper bound of the UTF-8 size of `v` as JSON, or a negative number. */
+function boundLeft(v: unknown, left: number, depth: number): number {
+  switch (typeof v) {
+    case 'string':
+      // Each UTF-16 unit is at most 6 bytes of JSON (`\u001f`, a lone surrogate), plus quotes.
+      return left - (v.length * 6 + 2);
+    case 'number':
+      return left - MAX_NUMBER_CHARS;
+    case 'boolean':
+      return left - 5;
+    case 'undefined':
+      return left - 4; // `null` in an array, nothing in an object
+    case 'object': {
+      if (v === null) return left - 4;
+      if (depth >= MAX_BOUND_DEPTH || typeof (v as { toJSON?: unknown }).toJSON === 'function') return -1;
+      left -= 2;
+      if (Array.isArray(v)) {
+        for (let i = 0; i < v.length && left >= 0; i++) left = boundLeft(v[i], left - 1, depth + 1);
+        return left;
+      }
+      for (const k of Object.keys(v)) {
+        left = boundLeft((v as Obj)[k], left - (k.length * 6 + 4), depth + 1);
+        if (left < 0) return left;
+      }
+      return left;
+    }
+    default:
+      return -1; // bigint, function, symbol: let the exact measure decide (and throw as before)
+  }
+}
+
+/**
+ * True when the UTF-8 size of `JSON.stringify(v)` is surely at most `maxBytes`, from an upper
+ * bound (6 bytes per UTF-16 unit of strings and keys, fixed costs for numbers and structure)
+ * computed without serializing. False means "measure exactly": it may still be within. The walk
+ * stops as soon as the budget is spent, so it costs at most O(maxBytes).
+ */
+export function jsonBytesAtMost(v: unknown, maxBytes: number): boolean {
+  return maxBytes >= 0 && boundLeft(v, maxBytes, 0) >= 0;
+}
 
 function jsonBytes(v: unknown): number {
   return Buffer.byteLength(JSON.stringify(v) ?? '', 'utf8');

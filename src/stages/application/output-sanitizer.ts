@@ -25,7 +25,10 @@ import { isNotification, isRequest, isResponse, type JsonRpcMessage } from '../.
 import {
   TextSink,
   capPayload,
-  sanitizeJson,
+  jsonBytesAtMost,
+  sanitizeErrorObject,
+  sanitizeLogParams,
+  sanitizeProgressParams,
   sanitizePromptResult,
   sanitizeResourceResult,
   sanitizeSamplingParams,
@@ -60,6 +63,28 @@ const KIND_LABEL: Record<Kind, string> = {
 
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Where each kind keeps what is sanitized and size-capped. */
+const SLOT: Record<Kind, 'result' | 'error' | 'params'> = {
+  'tool-result': 'result',
+  resource: 'result',
+  prompt: 'result',
+  error: 'error',
+  log: 'params',
+  progress: 'params',
+  sampling: 'params',
+};
+
+/** The payload's strings through the sink; the payload itself when none changed (copy-on-write). */
+const SANITIZE: Record<Kind, (payload: Obj, sink: TextSink) => Obj> = {
+  'tool-result': sanitizeToolResult,
+  resource: sanitizeResourceResult,
+  prompt: sanitizePromptResult,
+  error: sanitizeErrorObject,
+  log: sanitizeLogParams,
+  progress: sanitizeProgressParams,
+  sampling: sanitizeSamplingParams,
+};
 
 function kindOf(ctx: MessageContext, msg: JsonRpcMessage): Kind | undefined {
   if (isResponse(msg)) {
@@ -173,7 +198,7 @@ export function outputSanitizerStage(deps: OutputSanitizerDeps): Stage {
   const run = async (ctx: MessageContext, msg: JsonRpcMessage, kind: Kind): Promise<JsonRpcMessage | null> => {
     const tool = kind === 'tool-result' ? toolNameOf(ctx) : undefined;
     const policy = policyFor(ctx, tool);
-    const out = structuredClone(msg) as JsonRpcMessage & { result?: Obj; error?: Obj; params?: Obj };
+    const slot = SLOT[kind];
     const blocked = (code: ErrorCode, why: string, rules: Tally[], action: string): null => {
       if (kind === 'log' || kind === 'progress') {
         emit(ctx, kind, tool, { outcome: 'denied', reason: action, action: 'blocked', rules: rules.map((r) => r.rule), findings: rules });
@@ -182,13 +207,22 @@ export function outputSanitizerStage(deps: OutputSanitizerDeps): Stage {
       throw refuse(ctx, kind, tool, code, why, rules, action);
     };
 
+    // The message is only read: sanitizing copies what it changes (copy-on-write). Cutting text to
+    // the cap works in place, so a payload that may come near the cap is cloned first.
+    let work = msg as JsonRpcMessage & Record<'result' | 'error' | 'params', unknown>;
+
     // 1. Size cap. Over the cap and `block`: refused before any scanning. Otherwise a coarse cut
     // (cap + margin) bounds the scan; the exact cut happens after redaction, so a secret that
-    // straddles the cut point is redacted whole first and never leaks a prefix.
+    // straddles the cut point is redacted whole first and never leaks a prefix. A payload whose
+    // size bound (computed without serializing) is under cap - margin needs neither cut: the
+    // exact size is measured only when the bound does not settle it.
     let originalSize = 0;
-    const capped = kind === 'error' ? out.error : kind === 'sampling' || kind === 'log' || kind === 'progress' ? out.params : out.result;
-    if (isObj(capped)) {
+    let measured = false;
+    if (isObj(work[slot]) && !jsonBytesAtMost(work[slot], policy.maxOutputBytes - SCAN_MARGIN_BYTES)) {
+      work = structuredClone(msg) as typeof work;
+      const capped = work[slot] as Obj;
       originalSize = Buffer.byteLength(JSON.stringify(capped), 'utf8');
+      measured = true;
       if (originalSize > policy.maxOutputBytes) {
         if (policy.oversize === 'block') {
           return blocked('ERR_BASTION_SANITIZER_OUTPUT_TOO_LARGE', `it is ${originalSize} bytes, over the limit of ${policy.maxOutputBytes}`, [], 'output_too_large');
@@ -205,7 +239,7 @@ export function outputSanitizerStage(deps: OutputSanitizerDeps): Stage {
     // 2. structuredContent against the tool's outputSchema (what the upstream sent).
     const findings: Finding[] = [];
     let schema: Obj | undefined;
-    if (kind === 'tool-result' && policy.outputSchema !== 'off' && tool !== undefined && isObj(out.result)) {
+    if (kind === 'tool-result' && policy.outputSchema !== 'off' && tool !== undefined && isObj(work.result)) {
       let lookupFailed = false;
       try {
         const def = (await ctx.session.upstreamTools()).get(tool);
@@ -214,10 +248,10 @@ export function outputSanitizerStage(deps: OutputSanitizerDeps): Stage {
         lookupFailed = true;
       }
       const check = lookupFailed
-        ? out.result.structuredContent !== undefined
+        ? work.result.structuredContent !== undefined
           ? ({ ok: false, reason: 'schema_unusable', message: "the tool's definition could not be loaded to check structuredContent" } as const)
           : ({ ok: true } as const)
-        : checkOutputSchema(schema, out.result);
+        : checkOutputSchema(schema, work.result);
       if (!check.ok) {
         const f: Finding = { rule: `schema.${check.reason}`, kind: 'schema', severity: 'medium', message: check.message, evidence: check.message };
         if (policy.outputSchema === 'enforce') {
@@ -229,35 +263,9 @@ export function outputSanitizerStage(deps: OutputSanitizerDeps): Stage {
 
     // 3. Strings: hidden characters, injection, secrets.
     const sink = new TextSink(policy);
-    switch (kind) {
-      case 'tool-result':
-        if (isObj(out.result)) sanitizeToolResult(out.result, sink);
-        break;
-      case 'resource':
-        if (isObj(out.result)) sanitizeResourceResult(out.result, sink);
-        break;
-      case 'prompt':
-        if (isObj(out.result)) sanitizePromptResult(out.result, sink);
-        break;
-      case 'error':
-        if (isObj(out.error)) {
-          if (typeof out.error.message === 'string') out.error.message = sink.text(out.error.message);
-          if (out.error.data !== undefined) out.error.data = sanitizeJson(out.error.data, sink);
-        }
-        break;
-      case 'sampling':
-        if (isObj(out.params)) sanitizeSamplingParams(out.params, sink);
-        break;
-      case 'log':
-        if (isObj(out.params)) {
-          if (typeof out.params.logger === 'string') out.params.logger = sink.text(out.params.logger);
-          if (out.params.data !== undefined) out.params.data = sanitizeJson(out.params.data, sink);
-        }
-        break;
-      case 'progress':
-        if (isObj(out.params) && typeof out.params.message === 'string') out.params.message = sink.text(out.params.message);
-        break;
-    }
+    const payload = work[slot];
+    const sanitized = isObj(payload) ? SANITIZE[kind](payload, sink) : payload;
+    const out = sanitized === payload ? work : ({ ...work, [slot]: sanitized } as typeof work);
     findings.push(...sink.findings);
 
     // Redaction or markers can make structuredContent break its schema (a pattern, a maxLength):
@@ -277,16 +285,15 @@ export function outputSanitizerStage(deps: OutputSanitizerDeps): Stage {
 
     // 4. Exact size cap on the sanitized payload.
     let truncatedBytes = 0;
-    if (!sink.block && isObj(capped) && originalSize > policy.maxOutputBytes - SCAN_MARGIN_BYTES) {
-      const r = capPayload(capped, policy.maxOutputBytes);
+    if (!sink.block && measured && isObj(sanitized) && originalSize > policy.maxOutputBytes - SCAN_MARGIN_BYTES) {
+      const r = capPayload(sanitized, policy.maxOutputBytes);
       if (!r.ok) {
         return blocked('ERR_BASTION_SANITIZER_OUTPUT_TOO_LARGE', `it is ${originalSize} bytes, over the limit of ${policy.maxOutputBytes}, and cutting its text is not enough`, [], 'output_too_large');
       }
-      if (r.truncatedBytes > 0) truncatedBytes = Math.max(r.truncatedBytes, originalSize - Buffer.byteLength(JSON.stringify(capped), 'utf8'));
+      if (r.truncatedBytes > 0) truncatedBytes = Math.max(r.truncatedBytes, originalSize - Buffer.byteLength(JSON.stringify(sanitized), 'utf8'));
     }
-    const rules = tally(findings);
-
     if (sink.block) {
+      const rules = tally(findings);
       const why = findings.some((f) => f.kind === 'injection' && policy.injection === 'block' && SEVERITY_RANK[f.severity] >= SEVERITY_RANK[policy.injectionMinSeverity])
         ? 'it contains text that looks like instructions to the model (prompt injection)'
         : 'it contains secrets';
@@ -294,6 +301,7 @@ export function outputSanitizerStage(deps: OutputSanitizerDeps): Stage {
       return blocked('ERR_BASTION_SANITIZER_BLOCKED', why, blockedRules, why.includes('secrets') ? 'secret' : 'prompt_injection');
     }
     if (findings.length === 0 && truncatedBytes === 0) return msg;
+    const rules = tally(findings);
     emit(ctx, kind, tool, {
       outcome: 'info',
       action: actionOf(policy, findings, truncatedBytes > 0),

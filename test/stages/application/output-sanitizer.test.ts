@@ -258,3 +258,102 @@ test('structuredContent that redaction makes break its outputSchema is withheld 
   assert.match((r.error as Error).message, /no longer conforms to the tool's outputSchema/);
   assert.ok(!(r.error as Error).message.includes(SECRET));
 });
+
+// ---------------------------------------------------------------- copy-on-write and the size bound
+
+function deepFreeze<T>(v: T): T {
+  if (typeof v === 'object' && v !== null) {
+    for (const k of Object.keys(v)) deepFreeze((v as Record<string, unknown>)[k]);
+    Object.freeze(v);
+  }
+  return v;
+}
+
+test('the input message is only read: every kind is sanitized from a deep-frozen message (a write would throw)', async () => {
+  const bad = `${ESC}[2K${INJ} key ${SECRET}\u200B`;
+  const cases: Array<[string | undefined, JsonRpcMessage, (out: any) => unknown[]]> = [
+    [
+      'tools/call',
+      toolResult(
+        [
+          { type: 'text', text: 'fine' },
+          { type: 'text', text: bad },
+          { type: 'resource', resource: { uri: 'file:///x', text: bad } },
+          { type: 'resource_link', uri: 'file:///y', name: 'y', description: bad },
+          { type: 'future_block', nested: { deep: [bad] } },
+        ],
+        { structuredContent: { a: [{ b: bad }], n: 1 } },
+      ),
+      (o) => [o.result.content[1].text, o.result.content[2].resource.text, o.result.content[3].description, o.result.content[4].nested.deep[0], o.result.structuredContent.a[0].b],
+    ],
+    ['resources/read', { jsonrpc: '2.0', id: 7, result: { contents: [{ uri: 'a', text: bad }] } }, (o) => [o.result.contents[0].text]],
+    ['prompts/get', { jsonrpc: '2.0', id: 7, result: { description: bad, messages: [{ role: 'user', content: { type: 'text', text: bad } }] } }, (o) => [o.result.description, o.result.messages[0].content.text]],
+    ['resources/read', { jsonrpc: '2.0', id: 7, error: { code: 1, message: bad, data: { x: [bad] } } }, (o) => [o.error.message, o.error.data.x[0]]],
+    ['notifications/message', { jsonrpc: '2.0', method: 'notifications/message', params: { level: 'info', logger: bad, data: { line: bad } } }, (o) => [o.params.logger, o.params.data.line]],
+    ['notifications/progress', { jsonrpc: '2.0', method: 'notifications/progress', params: { progressToken: 1, progress: 1, message: bad } }, (o) => [o.params.message]],
+    [
+      'sampling/createMessage',
+      { jsonrpc: '2.0', id: 3, method: 'sampling/createMessage', params: { systemPrompt: bad, maxTokens: 1, messages: [{ role: 'user', content: [{ type: 'text', text: bad }] }] } },
+      (o) => [o.params.systemPrompt, o.params.messages[0].content[0].text],
+    ],
+  ];
+  for (const [method, msg, strings] of cases) {
+    const before = JSON.stringify(msg);
+    const r = await run(ctx(method, { tool: 'f' }), deepFreeze(msg), { outputSchema: 'off' });
+    assert.equal(r.error, undefined, `${method}: ${String(r.error)}`);
+    assert.equal(JSON.stringify(msg), before);
+    assert.notEqual(r.out, msg, `${method}: a changed message is a new object`);
+    for (const s of strings(r.out)) {
+      assert.equal(typeof s, 'string', method);
+      assert.ok(!String(s).includes(SECRET) && !String(s).includes(ESC) && !String(s).includes('\u200B'), `${method}: ${String(s)}`);
+      assert.ok(String(s).includes('⟦bastion:untrusted'), `${method}: injection not marked in ${String(s)}`);
+    }
+  }
+});
+
+test('only what changed is copied: untouched blocks and fields keep their values', async () => {
+  const msg = toolResult([{ type: 'text', text: 'first' }, { type: 'text', text: `k ${SECRET}` }, { type: 'image', data: 'AAAA', mimeType: 'image/png' }], { isError: false });
+  const r = await run(ctx('tools/call', { tool: 'f' }), deepFreeze(msg));
+  const out = r.out as any;
+  assert.deepEqual(out.result.content[0], { type: 'text', text: 'first' });
+  assert.equal(out.result.content[1].text, 'k [REDACTED:github-token]');
+  assert.deepEqual(out.result.content[2], { type: 'image', data: 'AAAA', mimeType: 'image/png' });
+  assert.equal(out.result.isError, false);
+  assert.equal(out.id, 7);
+});
+
+test('a "__proto__" key in structured content is sanitized like any other key', async () => {
+  const structured = JSON.parse(`{"__proto__": ${JSON.stringify(`key ${SECRET}`)}, "ok": "fine"}`) as Record<string, unknown>;
+  const r = await run(ctx('tools/call', { tool: 'f' }), toolResult([], { structuredContent: structured }), { outputSchema: 'off' });
+  assert.ok(!r.text.includes(SECRET), r.text);
+  assert.ok(r.text.includes('"__proto__":"key [REDACTED:github-token]"'), r.text);
+});
+
+test('size bound: JSON escapes (6 bytes per control character) count, so a payload over a large cap is still measured and refused', async () => {
+  // 40,000 control characters are 240,000 bytes of JSON: over a 200,000 cap although the text
+  // has only 40,000 characters (a bound of 3 bytes per character would wave it through).
+  const ctl = toolResult([{ type: 'text', text: '\u0001'.repeat(40_000) }]);
+  const b = await run(ctx('tools/call', { tool: 'f' }), ctl, { maxOutputBytes: 200_000, oversize: 'block' });
+  assert.ok(isBastionError(b.error) && b.error.code === 'ERR_BASTION_SANITIZER_OUTPUT_TOO_LARGE', String(b.error));
+  assert.match((b.error as Error).message, /240\d{3} bytes/);
+  // Three-byte characters: 70,000 × 3 = 210,000 bytes.
+  const euro = toolResult([{ type: 'text', text: '€'.repeat(70_000) }]);
+  const e = await run(ctx('tools/call', { tool: 'f' }), euro, { maxOutputBytes: 200_000, oversize: 'block' });
+  assert.ok(isBastionError(e.error) && e.error.code === 'ERR_BASTION_SANITIZER_OUTPUT_TOO_LARGE');
+  // Under the cap: passes untouched.
+  const small = toolResult([{ type: 'text', text: '€'.repeat(60_000) }]);
+  const s = await run(ctx('tools/call', { tool: 'f' }), small, { maxOutputBytes: 200_000, oversize: 'block' });
+  assert.equal(s.out, small);
+});
+
+test('size cap with a cap above the scan margin: truncated to fit, a straddling secret never survives', async () => {
+  const text = 'a'.repeat(99_000) + ` ${SECRET} ` + 'b'.repeat(60_000);
+  const msg = toolResult([{ type: 'text', text }]);
+  const r = await run(ctx('tools/call', { tool: 'f' }), deepFreeze(msg), { maxOutputBytes: 100_000 });
+  const out = r.out as any;
+  assert.ok(Buffer.byteLength(JSON.stringify(out.result)) <= 100_000);
+  assert.match(out.result.content[0].text, /\[bastion: output truncated to fit 100000 bytes\]$/);
+  assert.ok(!r.text.includes(SECRET.slice(0, 12)));
+  assert.equal(r.events[0]!.action, 'redacted');
+  assert.ok((r.events[0]!.truncatedBytes as number) > 0);
+});
