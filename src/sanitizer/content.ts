@@ -18,7 +18,18 @@ export class TextSink {
   readonly findings: Finding[] = [];
   block = false;
   changed = false;
+  /** Set when a JSON value nests deeper than the walkers go: it cannot be scanned, so it is withheld. */
+  tooDeep = false;
   constructor(readonly policy: SanitizePolicy) {}
+
+  /** Fail closed on a value too deep to scan (strings below the limit would reach the model unchecked). */
+  deep(): void {
+    if (this.tooDeep) return;
+    this.tooDeep = true;
+    this.block = true;
+    const message = `structured output nests deeper than ${MAX_DEPTH} levels, too deep to scan`;
+    this.findings.push({ rule: 'limit.too-deep', kind: 'limit', severity: 'high', message, evidence: message });
+  }
 
   text(s: string): string {
     if (s.length === 0) return s;
@@ -61,7 +72,11 @@ function mapItems(a: unknown[], f: (item: unknown) => unknown): unknown[] {
 /** Every string value in a JSON value (object keys are kept). */
 export function sanitizeJson(v: unknown, sink: TextSink, depth = 0): unknown {
   if (typeof v === 'string') return sink.text(v);
-  if (depth > MAX_DEPTH || typeof v !== 'object' || v === null) return v;
+  if (typeof v !== 'object' || v === null) return v;
+  if (depth > MAX_DEPTH) {
+    sink.deep();
+    return v;
+  }
   if (Array.isArray(v)) return mapItems(v, (item) => sanitizeJson(item, sink, depth + 1));
   let copy: Obj | undefined;
   for (const k of Object.keys(v)) {

@@ -294,11 +294,13 @@ export function outputSanitizerStage(deps: OutputSanitizerDeps): Stage {
     }
     if (sink.block) {
       const rules = tally(findings);
-      const why = findings.some((f) => f.kind === 'injection' && policy.injection === 'block' && SEVERITY_RANK[f.severity] >= SEVERITY_RANK[policy.injectionMinSeverity])
+      const why = sink.tooDeep
+        ? 'it nests deeper than the sanitizer can scan'
+        : findings.some((f) => f.kind === 'injection' && policy.injection === 'block' && SEVERITY_RANK[f.severity] >= SEVERITY_RANK[policy.injectionMinSeverity])
         ? 'it contains text that looks like instructions to the model (prompt injection)'
         : 'it contains secrets';
       const blockedRules = rules.filter((r) => !r.rule.startsWith('hidden.') || r.severity === 'high');
-      return blocked('ERR_BASTION_SANITIZER_BLOCKED', why, blockedRules, why.includes('secrets') ? 'secret' : 'prompt_injection');
+      return blocked('ERR_BASTION_SANITIZER_BLOCKED', why, blockedRules, sink.tooDeep ? 'too_deep' : why.includes('secrets') ? 'secret' : 'prompt_injection');
     }
     if (findings.length === 0 && truncatedBytes === 0) return msg;
     const rules = tally(findings);

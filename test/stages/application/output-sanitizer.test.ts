@@ -357,3 +357,20 @@ test('size cap with a cap above the scan margin: truncated to fit, a straddling 
   assert.equal(r.events[0]!.action, 'redacted');
   assert.ok((r.events[0]!.truncatedBytes as number) > 0);
 });
+
+test('structured output nested deeper than the sanitizer scans is withheld, not passed unscanned (fail closed)', async () => {
+  // A secret at depth 70: the walker stops at 64 levels, so the value is refused rather than let through.
+  let deep: unknown = { note: `token ${SECRET}` };
+  for (let i = 0; i < 70; i++) deep = { next: deep };
+  const r = await run(ctx('tools/call', { tool: 'get' }), toolResult([], { structuredContent: deep }));
+  assert.ok(isBastionError(r.error), 'a too-deep result is an error, not a pass');
+  assert.equal(r.error.code, 'ERR_BASTION_SANITIZER_BLOCKED');
+  assert.match(r.error.message, /nests deeper than the sanitizer can scan/);
+  assert.ok(!r.text.includes(SECRET));
+  // Just under the limit it is scanned and the secret redacted.
+  let shallow: unknown = { note: `token ${SECRET}` };
+  for (let i = 0; i < 60; i++) shallow = { next: shallow };
+  const ok = await run(ctx('tools/call', { tool: 'get' }), toolResult([], { structuredContent: shallow }));
+  assert.equal(ok.error, undefined);
+  assert.ok(ok.text.includes('[REDACTED:github-token]') && !ok.text.includes(SECRET));
+});
