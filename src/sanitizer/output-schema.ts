@@ -48,7 +48,22 @@ function describe(e: ErrorObject | undefined): string {
   return `${where} ${msg} (${e.keyword})`;
 }
 
+/**
+ * The session's catalog hands out the same (never mutated) schema object for every call of a
+ * tool until the upstream's list changes: remember the result per object, so a call does not
+ * serialize the schema again just to find its validator.
+ */
+const byObject = new WeakMap<object, ValidateFunction | string>();
+
 function compile(schema: Record<string, unknown>): ValidateFunction | string {
+  const known = byObject.get(schema);
+  if (known !== undefined) return known;
+  const result = compileByJson(schema);
+  byObject.set(schema, result);
+  return result;
+}
+
+function compileByJson(schema: Record<string, unknown>): ValidateFunction | string {
   let json: string;
   try {
     json = JSON.stringify(schema);
