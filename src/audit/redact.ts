@@ -41,42 +41,100 @@ const SECRET_KEYS = new Set([
   'codeverifier',
 ]);
 
-/** Shapes of secrets found inside strings, each with its replacement. */
-const SECRET_PATTERNS: ReadonlyArray<readonly [RegExp, string]> = [
+/**
+ * Shapes of secrets found inside strings: each with its replacement, and a `hint`: a pattern
+ * (tested case-insensitively) that occurs inside EVERY match of the shape. The hints make the
+ * cheap first test below; a new shape needs a hint that holds for all of its matches, and an
+ * example in test/audit/redact.test.ts (the test fails for a shape without one).
+ */
+export const SECRET_SHAPES: ReadonlyArray<{ readonly name: string; readonly re: RegExp; readonly replacement: string; readonly hint: string }> = [
   // PEM private keys (any kind), even when cut short
-  [/-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)/g, REDACTED],
+  { name: 'pem', re: /-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)/g, replacement: REDACTED, hint: '-----BEGIN ' },
   // JWT / JWS / JWE compact serialization (the header is base64url of '{"')
-  [/\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{2,}(?:\.[A-Za-z0-9_-]*){1,3}/g, REDACTED],
+  { name: 'jwt', re: /\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{2,}(?:\.[A-Za-z0-9_-]*){1,3}/g, replacement: REDACTED, hint: 'eyJ' },
   // HTTP auth schemes followed by a credential (one with a digit or symbol, or a long run of
   // letters), so prose such as "Bearer authentication required" stays readable
-  [/\b([Bb]earer|BEARER|DPoP|[Dd]pop|DPOP|[Bb]asic|BASIC)\s+(?:(?=[A-Za-z0-9._~+/=-]*[0-9._~+/=-])[A-Za-z0-9._~+/=-]{8,}|[A-Za-z]{20,})/g, `$1 ${REDACTED}`],
+  {
+    name: 'auth-scheme',
+    re: /\b([Bb]earer|BEARER|DPoP|[Dd]pop|DPOP|[Bb]asic|BASIC)\s+(?:(?=[A-Za-z0-9._~+/=-]*[0-9._~+/=-])[A-Za-z0-9._~+/=-]{8,}|[A-Za-z]{20,})/g,
+    replacement: `$1 ${REDACTED}`,
+    hint: '(?:bearer|dpop|basic)\\s',
+  },
   // AWS access key id, GitHub, Slack, Stripe, OpenAI/Anthropic-style, Google API keys
-  [/\b(?:AKIA|ASIA)[0-9A-Z]{16}\b/g, REDACTED],
-  [/\bgh[pousr]_[A-Za-z0-9]{30,}\b/g, REDACTED],
-  [/\bgithub_pat_[A-Za-z0-9_]{30,}\b/g, REDACTED],
-  [/\bxox[abposr]-[A-Za-z0-9-]{10,}\b/g, REDACTED],
-  [/\b[rs]k_(?:live|test)_[A-Za-z0-9]{16,}\b/g, REDACTED],
-  [/\bsk-(?:[A-Za-z0-9_]+-)*[A-Za-z0-9_-]{20,}/g, REDACTED],
-  [/\bAIza[0-9A-Za-z_-]{35}\b/g, REDACTED],
-  // key=value pairs in URLs, query strings, connection strings and env dumps
-  [/\b((?:access_?token|refresh_?token|id_?token|api_?key|apikey|token|secret|password|passwd|client_secret|sig|signature)["']?\s*[=:]\s*)(["']?)[^\s&"',;]{6,}/gi, `$1$2${REDACTED}`],
+  { name: 'aws', re: /\b(?:AKIA|ASIA)[0-9A-Z]{16}\b/g, replacement: REDACTED, hint: 'AKIA|ASIA' },
+  { name: 'github', re: /\bgh[pousr]_[A-Za-z0-9]{30,}\b/g, replacement: REDACTED, hint: 'gh[pousr]_' },
+  { name: 'github-pat', re: /\bgithub_pat_[A-Za-z0-9_]{30,}\b/g, replacement: REDACTED, hint: 'github_pat_' },
+  { name: 'slack', re: /\bxox[abposr]-[A-Za-z0-9-]{10,}\b/g, replacement: REDACTED, hint: 'xox[abposr]-' },
+  { name: 'stripe', re: /\b[rs]k_(?:live|test)_[A-Za-z0-9]{16,}\b/g, replacement: REDACTED, hint: '[rs]k_(?:live|test)_' },
+  { name: 'sk', re: /\bsk-(?:[A-Za-z0-9_]+-)*[A-Za-z0-9_-]{20,}/g, replacement: REDACTED, hint: 'sk-' },
+  { name: 'google', re: /\bAIza[0-9A-Za-z_-]{35}\b/g, replacement: REDACTED, hint: 'AIza' },
+  // key=value pairs in URLs, query strings, connection strings and env dumps (the hint is the
+  // end of every key name, then the same separator)
+  {
+    name: 'key-value',
+    re: /\b((?:access_?token|refresh_?token|id_?token|api_?key|apikey|token|secret|password|passwd|client_secret|sig|signature)["']?\s*[=:]\s*)(["']?)[^\s&"',;]{6,}/gi,
+    replacement: `$1$2${REDACTED}`,
+    hint: '(?:token|secret|passw(?:or)?d|api_?key|sig(?:nature)?)["\']?\\s*[=:]',
+  },
   // credentials in URLs: scheme://user:password@host
-  [/\b([a-z][a-z0-9+.-]*:\/\/[^\s/:@]+:)[^\s/@]+@/gi, `$1${REDACTED}@`],
+  { name: 'url-credentials', re: /\b([a-z][a-z0-9+.-]*:\/\/[^\s/:@]+:)[^\s/@]+@/gi, replacement: `$1${REDACTED}@`, hint: ':\\/\\/[^\\s/:@]+:[^\\s/@]+@' },
 ];
 
-/** One pass over the string decides whether any pattern can match (most strings are clean). */
-const ANY_SECRET = new RegExp(SECRET_PATTERNS.map(([re]) => `(?:${re.source})`).join('|'), 'i');
+/**
+ * The first test on every string: true when some shape MAY match (every match of a shape holds
+ * its hint). Literal hints in one case-insensitive alternation cost a fraction of testing the
+ * shapes themselves, and most strings (ids, names, prose) hold none of them.
+ */
+const ANY_HINT = new RegExp(SECRET_SHAPES.map((s) => `(?:${s.hint})`).join('|'), 'i');
 
-function scrubString(s: string): string {
-  if (s.length < 8 || !ANY_SECRET.test(s)) return s;
+function scrubShapes(s: string): string {
   let out = s;
-  for (const [re, replacement] of SECRET_PATTERNS) {
+  for (const { re, replacement } of SECRET_SHAPES) {
     re.lastIndex = 0;
     if (!re.test(out)) continue;
     re.lastIndex = 0;
     out = out.replace(re, replacement);
   }
   return out;
+}
+
+function scrubUncached(s: string): string {
+  return ANY_HINT.test(s) ? scrubShapes(s) : s;
+}
+
+/**
+ * What short strings become, by content: many repeat from event to event (event types, methods,
+ * session ids, client addresses), and the answer depends on the string alone, so a string seen
+ * again is not searched again (a secret seen again gets the same redacted text). Bounded: up to
+ * VALUE_CACHE_MAX strings of at most VALUE_CACHE_MAX_LENGTH characters, dropped all at once when
+ * full. A dictionary object rather than a Map: its keys are internalized copies, so a cached
+ * string never keeps alive a large string it was sliced from (a Map key would).
+ */
+const VALUE_CACHE_MAX = 10_000;
+const VALUE_CACHE_MAX_LENGTH = 64;
+/** Cached for a string that scrubbing leaves as it is. */
+const UNCHANGED = 0;
+let valueCache: Record<string, string | typeof UNCHANGED> = Object.create(null) as Record<string, string | typeof UNCHANGED>;
+let valueCacheSize = 0;
+
+function scrubString(s: string): string {
+  if (s.length < 8) return s;
+  if (s.length > VALUE_CACHE_MAX_LENGTH) return scrubUncached(s);
+  const hit = valueCache[s];
+  if (hit !== undefined) return hit === UNCHANGED ? s : hit;
+  const out = scrubUncached(s);
+  if (valueCacheSize >= VALUE_CACHE_MAX) {
+    valueCache = Object.create(null) as Record<string, string | typeof UNCHANGED>;
+    valueCacheSize = 0;
+  }
+  valueCache[s] = out === s ? UNCHANGED : out;
+  valueCacheSize++;
+  return out;
+}
+
+/** Test hook: the number of strings in the scrub cache (bounded by VALUE_CACHE_MAX). */
+export function scrubCacheSize(): number {
+  return valueCacheSize;
 }
 
 function normalizeKey(k: string): string {
@@ -162,13 +220,55 @@ export function summarize(value: unknown, limits: SummarizeLimits = DEFAULT_SUMM
   return out;
 }
 
+/** A key as written (cut to 128 characters, scrubbed) and whether its value is a secret. */
+interface KeyInfo {
+  readonly out: string;
+  readonly secret: boolean;
+}
+
+/**
+ * Keys repeat from event to event (event fields, stage names, argument names), so what a key
+ * becomes is worked out once per key string. Both parts depend on the key alone, so a cached
+ * answer is the one a fresh look would give. Bounded: cleared when full; keys over 128
+ * characters are not kept. (Property names are internalized strings, so a kept key never holds
+ * on to a larger string it was cut from.)
+ */
+const KEY_CACHE_MAX = 4096;
+const keyCache = new Map<string, KeyInfo>();
+
+function keyInfo(k: string): KeyInfo {
+  let info = keyCache.get(k);
+  if (info === undefined) {
+    info = { out: scrubString(k.length > 128 ? `${k.slice(0, 128)}…` : k), secret: isSecretKey(k) };
+    if (k.length <= 128) {
+      if (keyCache.size >= KEY_CACHE_MAX) keyCache.clear();
+      keyCache.set(k, info);
+    }
+  }
+  return info;
+}
+
 /**
  * Scrub and summarize in one pass, cutting before scrubbing so a huge value costs no more than
  * its summary: long strings are hashed (SHA-256 of the value as given) and only a short head is
  * scrubbed and kept; long arrays and wide objects are cut before their items are visited.
  * This is what the audit log applies to every event before any sink sees it.
  */
-export function cleanForAudit(value: unknown, limits: SummarizeLimits = DEFAULT_SUMMARIZE, depth = 0, seen: WeakSet<object> = new WeakSet()): unknown {
+export function cleanForAudit(value: unknown, limits: SummarizeLimits = DEFAULT_SUMMARIZE, depth = 0): unknown {
+  return clean(value, limits, depth, []);
+}
+
+/**
+ * cleanForAudit of the fields of a plain object, written into `into` in the object's order (a
+ * key that `into` already has keeps its place): lets the audit log put its envelope fields
+ * first without copying the cleaned event again.
+ */
+export function cleanFieldsForAudit(value: object, into: Record<string, unknown>, limits: SummarizeLimits = DEFAULT_SUMMARIZE): Record<string, unknown> {
+  return cleanObject(value as Record<string, unknown>, into, limits, 0, [value]);
+}
+
+/** `ancestors` holds the objects on the path from the root (a cycle is an ancestor seen again). */
+function clean(value: unknown, limits: SummarizeLimits, depth: number, ancestors: object[]): unknown {
   if (typeof value === 'string') {
     if (value.length <= limits.maxString) return scrubString(value);
     return { $summary: 'string', length: value.length, sha256: sha256(value), head: scrubString(value.slice(0, 256)).slice(0, 64) };
@@ -179,35 +279,40 @@ export function cleanForAudit(value: unknown, limits: SummarizeLimits = DEFAULT_
     return value;
   }
   if (depth >= limits.maxDepth) return { $summary: 'depth' };
-  if (seen.has(value)) return '[cycle]';
-  seen.add(value);
+  if (ancestors.includes(value)) return '[cycle]';
+  ancestors.push(value);
   try {
     if (Array.isArray(value)) {
-      const items = value.slice(0, limits.maxArray).map((v) => cleanForAudit(v, limits, depth + 1, seen));
+      const items = value.slice(0, limits.maxArray).map((v) => clean(v, limits, depth + 1, ancestors));
       if (value.length > limits.maxArray) items.push({ $summary: 'truncated', length: value.length });
       return items;
     }
-    if (value instanceof Date) return Number.isNaN(value.getTime()) ? null : value.toISOString();
-    if (value instanceof Set) return cleanForAudit([...value], limits, depth, seen);
-    if (value instanceof Uint8Array) return { $summary: 'bytes', length: value.byteLength };
-    if (value instanceof Error) return { name: value.name, message: scrubString(value.message.slice(0, limits.maxString)) };
-    const src = value instanceof Map ? Object.fromEntries(value) : (value as Record<string, unknown>);
-    const out: Record<string, unknown> = {};
-    let n = 0;
-    let total = 0;
-    for (const k in src) {
-      if (!Object.prototype.hasOwnProperty.call(src, k)) continue;
-      total++;
-      if (n >= limits.maxKeys) continue;
-      const v = src[k];
-      if (v === undefined) continue;
-      n++;
-      const key = k.length > 128 ? `${k.slice(0, 128)}…` : k;
-      out[scrubString(key)] = isSecretKey(k) && v !== null && v !== '' ? REDACTED : cleanForAudit(v, limits, depth + 1, seen);
+    if (Object.getPrototypeOf(value) !== Object.prototype) {
+      if (value instanceof Date) return Number.isNaN(value.getTime()) ? null : value.toISOString();
+      if (value instanceof Set) return clean([...value], limits, depth, ancestors);
+      if (value instanceof Uint8Array) return { $summary: 'bytes', length: value.byteLength };
+      if (value instanceof Error) return { name: value.name, message: scrubString(value.message.slice(0, limits.maxString)) };
+      if (value instanceof Map) return cleanObject(Object.fromEntries(value), {}, limits, depth, ancestors);
     }
-    if (total > limits.maxKeys) out.$truncatedKeys = total - limits.maxKeys;
-    return out;
+    return cleanObject(value as Record<string, unknown>, {}, limits, depth, ancestors);
   } finally {
-    seen.delete(value);
+    ancestors.pop();
   }
+}
+
+function cleanObject(src: Record<string, unknown>, out: Record<string, unknown>, limits: SummarizeLimits, depth: number, ancestors: object[]): Record<string, unknown> {
+  let n = 0;
+  let total = 0;
+  for (const k in src) {
+    if (!Object.prototype.hasOwnProperty.call(src, k)) continue;
+    total++;
+    if (n >= limits.maxKeys) continue;
+    const v = src[k];
+    if (v === undefined) continue;
+    n++;
+    const key = keyInfo(k);
+    out[key.out] = key.secret && v !== null && v !== '' ? REDACTED : clean(v, limits, depth + 1, ancestors);
+  }
+  if (total > limits.maxKeys) out.$truncatedKeys = total - limits.maxKeys;
+  return out;
 }

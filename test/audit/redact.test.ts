@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
-import { scrub, summarize, REDACTED } from '../../src/audit/redact.js';
+import { scrub, summarize, REDACTED, SECRET_SHAPES } from '../../src/audit/redact.js';
 import { createAuditLog } from '../../src/audit/log.js';
 import { StdoutAuditSink } from '../../src/audit/sinks/stdout.js';
 import { SECRETS, assertNoSecrets, secretLadenEvent } from './helpers.js';
@@ -77,4 +77,155 @@ test('prose about tokens stays readable: no false positives on ordinary words', 
   assert.deepEqual(scrub(text), text);
   assert.equal(scrub('Authorization: bearer abcdefghijklmnopqrstuvwxyz'), `Authorization: bearer ${REDACTED}`);
   assert.equal(scrub('DPoP Kz~8qAe-1'), `DPoP ${REDACTED}`);
+});
+
+/** What scrubbing a string must give: every shape applied directly, no first test, no cache. */
+function direct(s: string): string {
+  if (s.length < 8) return s;
+  let out = s;
+  for (const { re, replacement } of SECRET_SHAPES) out = out.replace(new RegExp(re.source, re.flags), replacement);
+  return out;
+}
+
+/** Examples of every secret shape, one per alternative the shape allows. */
+const SHAPE_EXAMPLES: Record<string, string[]> = {
+  pem: [
+    `-----BEGIN PRIVATE KEY-----\n${SECRETS.pemBody}\n-----END PRIVATE KEY-----`,
+    `-----BEGIN RSA PRIVATE KEY-----\n${SECRETS.pemBody}`,
+    `key: -----BEGIN EC PRIVATE KEY-----\n${SECRETS.pemBody}\n-----END EC PRIVATE KEY----- done`,
+  ],
+  jwt: [SECRETS.jwt, 'see eyJabcde.fg. here', `id_token ${SECRETS.jwt}.extra.more`],
+  'auth-scheme': [
+    `Bearer ${SECRETS.opaque}`,
+    'BEARER abcdefgh1',
+    'bearer abcdefghijklmnopqrstuvwxyz',
+    'DPoP Kz~8qAe-1',
+    'dpop abcdefgh+1',
+    'Dpop abcdefgh+1',
+    'DPOP abcdefgh=1',
+    'Basic dXNlcjpwYXNzd29yZA==',
+    'basic dXNlcjpwYXNzd29yZA==',
+    'BASIC dXNlcjpwYXNzd29yZA==',
+    'Authorization:\tBearer\tabc.def.ghi1',
+  ],
+  aws: [SECRETS.aws, 'ASIAIOSFODNN7EXAMPLE'],
+  github: ['p', 'o', 'u', 's', 'r'].map((c) => `gh${c}_abcdefghijklmnopqrstuvwxyz0123456789`),
+  'github-pat': ['github_pat_11ABCDEFG0abcdefghijklmnopqrstuvwxyz_0123'],
+  slack: ['a', 'b', 'p', 'o', 's', 'r'].map((c) => `xox${c}-1234567890-abcdef`),
+  stripe: ['sk_live_', 'sk_test_', 'rk_live_', 'rk_test_'].map((p) => `${p}abcdefghijklmnop1234`),
+  sk: [SECRETS.openai, 'sk-ant-api03-abcdefghijklmnopqrstuvwx', 'sk-abcdefghijklmnopqrstuvwx'],
+  google: ['AIzaSyA1234567890abcdefghijklmnopqrstuv'],
+  'key-value': [
+    'access_token=abcdef12',
+    'accesstoken: abcdef12',
+    'refresh_token=abcdef12',
+    'refreshToken=abcdef12',
+    'id_token=abcdef12',
+    'idtoken = abcdef12',
+    'api_key=abcdef12',
+    'apikey=abcdef12',
+    'API_KEY="abcdef12"',
+    'token: abcdef',
+    'TOKEN=ABCDEF',
+    'secret = abcdef',
+    'password=hunter22',
+    "passwd='abcdef12'",
+    'client_secret=abcdef12',
+    'sig=abcdef12',
+    'Signature=abcdef12',
+    `https://x.example/cb?code=abc&access_token=${SECRETS.opaque}&state=s`,
+  ],
+  'url-credentials': [`postgres://app:${SECRETS.urlPassword}@db:5432/x`, 'https://bob:pa55w0rd@db.example', 'redis://u:p@h', 'HTTPS://Bob:Pw@Host'],
+};
+
+test('every secret shape has examples, its hint holds in each match, and each example is redacted, the first time and again (cached)', async () => {
+  const { cleanForAudit } = await import('../../src/audit/redact.js');
+  assert.deepEqual(Object.keys(SHAPE_EXAMPLES).sort(), SECRET_SHAPES.map((s) => s.name).sort(), 'a new shape needs examples here (and a hint that holds for all of its matches)');
+  for (const shape of SECRET_SHAPES) {
+    const hint = new RegExp(shape.hint, 'i');
+    for (const example of SHAPE_EXAMPLES[shape.name]!) {
+      const matches = [...example.matchAll(new RegExp(shape.re.source, shape.re.flags))];
+      assert.ok(matches.length > 0, `${shape.name}: the example "${example}" is one of its matches`);
+      for (const m of matches) assert.match(m[0], hint, `${shape.name}: its hint is in the match "${m[0]}"`);
+      for (const round of ['first', 'again']) {
+        const out = scrub(example) as string;
+        assert.notEqual(out, example, `${shape.name} (${round}): "${example}" is changed`);
+        assert.ok(out.includes(REDACTED), `${shape.name} (${round}): "${example}" -> "${out}"`);
+        for (const m of matches) assert.ok(!out.includes(m[0]), `${shape.name} (${round}): the match is gone from "${out}"`);
+        assert.equal(JSON.stringify(cleanForAudit({ v: example })), JSON.stringify({ v: out }), `${shape.name} (${round}): cleanForAudit agrees`);
+      }
+    }
+  }
+});
+
+test('the cheap first test never lets through a string that a shape would change (randomized, against the shapes applied directly)', async () => {
+  const fragments = [
+    ...Object.values(SHAPE_EXAMPLES).flat(),
+    ...['Bearer ', 'dpop ', 'Basic\t', 'token', '=', ':', ' ', '"', "'", '://', '@', 'u', 'p', '-', '_', '.', '/', 'sk', 'eyJ', 'AKIA', 'ASIA', 'AIza', 'gh', 'xox', 'k_live_', 'abcdefgh', '12345678', 'ABCDEFGHIJKLMNOP', '\n', '-----BEGIN ', 'PRIVATE KEY-----'],
+  ];
+  let seed = 42;
+  const rnd = (n: number): number => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    return seed % n;
+  };
+  let changed = 0;
+  for (let i = 0; i < 20_000; i++) {
+    let s = '';
+    for (let j = rnd(6); j >= 0; j--) {
+      const f = fragments[rnd(fragments.length)]!;
+      s += rnd(3) === 0 ? f.slice(rnd(f.length)) : f;
+    }
+    const expected = direct(s);
+    if (expected !== s) changed++;
+    assert.equal(scrub(s), expected, JSON.stringify(s));
+  }
+  assert.ok(changed > 5_000, `the sample holds many secrets (${changed})`);
+});
+
+test('scrub cache: an answer is never reused for a different string, a secret is redacted every time, and the cache stays bounded', async () => {
+  const { scrubCacheSize, cleanForAudit } = await import('../../src/audit/redact.js');
+  // Near neighbours, in both orders: the clean one must not take the secret one's answer or back.
+  const pairs: Array<[string, string]> = [
+    ['token=abcdef', 'token=abcde'],
+    ['password=hunter22', 'password hunter22'],
+    [SECRETS.aws, SECRETS.aws.toLowerCase()],
+    ['Bearer abcdefgh1', 'Bearer abcdefgh'],
+  ];
+  for (const [secret, clean] of pairs) {
+    for (const order of [[secret, clean], [clean, secret], [secret, clean]]) {
+      for (const s of order) {
+        const out = scrub(s) as string;
+        if (s === secret) assert.ok(out.includes(REDACTED) && out !== s, `"${s}" is redacted`);
+        else assert.equal(out, s, `"${s}" is left as it is`);
+      }
+    }
+  }
+  // Every prefix and suffix of secrets, short to long and long to short: strings that share most
+  // of their text each get their own answer.
+  for (const secret of ['password=hunter22-battery', `x ${SECRETS.github} y`, 'https://bob:pa55w0rd@db.example/x', `Bearer ${SECRETS.opaque}`]) {
+    const parts: string[] = [];
+    for (let n = 1; n <= secret.length; n++) parts.push(secret.slice(0, n), secret.slice(-n));
+    for (const list of [parts, [...parts].reverse(), parts]) for (const s of list) assert.equal(scrub(s), direct(s), JSON.stringify(s));
+  }
+  // Strings that are property names on ordinary objects are plain cache entries.
+  for (const s of ['__proto__', 'constructor', 'hasOwnProperty', 'toString=abcdefgh', '__proto__=token=abcdefgh']) {
+    const first = scrub(s);
+    assert.equal(scrub(s), first, s);
+    assert.equal(typeof first, 'string');
+  }
+  assert.equal(scrub('token=__proto__x'), `token=${REDACTED}`);
+  // Bounded: far more distinct strings than the cache holds; secrets still redacted after it is dropped.
+  for (let i = 0; i < 25_000; i++) {
+    const s = `value-${i}-padding`;
+    assert.equal(scrub(s), s);
+    assert.ok(scrubCacheSize() <= 10_000, `cache size ${scrubCacheSize()}`);
+  }
+  for (let i = 0; i < 3; i++) assert.equal(scrub(`password=${SECRETS.password}`), `password=${REDACTED}`);
+  // Keys: a secret key name or a secret-shaped key is redacted every time it is seen.
+  for (let i = 0; i < 3; i++) {
+    const out = cleanForAudit({ Password: 'x', [`Bearer ${SECRETS.opaque}`]: 'v', ['k'.repeat(130) + SECRETS.aws]: 1 }) as Record<string, unknown>;
+    assert.equal(out.Password, REDACTED);
+    assert.equal(out[`Bearer ${REDACTED}`], 'v');
+    assertNoSecrets(JSON.stringify(out), `keys, round ${i}`);
+  }
 });
