@@ -16,7 +16,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { BastionError } from '../errors.js';
-import { cleanForAudit } from './redact.js';
+import { cleanFieldsForAudit } from './redact.js';
 import { isKnownEventType } from './events.js';
 import type { AuditEvent, AuditLog, AuditLogStats, AuditMetricsHooks, AuditQueuePolicy, AuditSink } from './types.js';
 
@@ -108,17 +108,43 @@ export function auditUnavailableError(): BastionError {
 /** Depth allows for envelope + args nesting; top-level event fields are few. */
 const EVENT_LIMITS = { maxString: 512, maxArray: 32, maxKeys: 64, maxDepth: 8 };
 
-/** Turn an emitted event into what sinks write: secrets scrubbed, large values summarized, id and time set. */
+/** isoTime: the second last formatted, as `YYYY-MM-DDTHH:mm:ss.` */
+let isoSecond = NaN;
+let isoPrefix = '';
+
+/**
+ * `new Date(at).toISOString()`, formatting the date and time once per second: events of the same
+ * second differ only in the milliseconds (the full formatting costs about as much as scrubbing
+ * an event's strings).
+ */
+export function isoTime(at: number): string {
+  if (!Number.isInteger(at) || at < 0 || at > 8.64e15) return new Date(at).toISOString();
+  const ms = at % 1000;
+  const second = at - ms;
+  if (second !== isoSecond) {
+    isoPrefix = new Date(second).toISOString().slice(0, -4);
+    isoSecond = second;
+  }
+  return `${isoPrefix}${ms < 10 ? '00' : ms < 100 ? '0' : ''}${ms}Z`;
+}
+
+/** Marks an envelope field the event did not set (any value the event set, even undefined, differs). */
+const UNSET: unique symbol = Symbol('unset');
+
+/**
+ * Turn an emitted event into what sinks write: secrets scrubbed, large values summarized, id and
+ * time set. Field order: type, id, time, outcome, then the event's other fields in its order.
+ */
 export function prepareEvent(raw: AuditEvent, at: number): AuditEvent {
-  const clean = cleanForAudit(raw, EVENT_LIMITS) as AuditEvent;
-  const { type, time, outcome, ...rest } = clean;
-  return {
-    type: typeof type === 'string' ? type : 'unknown',
-    id: typeof rest.id === 'string' ? rest.id : randomUUID(),
-    time: typeof time === 'string' ? time : new Date(at).toISOString(),
-    outcome: outcome ?? 'info',
-    ...rest,
-  } as AuditEvent;
+  // The envelope keys go in first so the cleaned fields land after them (an event's own `id` keeps
+  // the second place): one object, not a cleaned copy and then an envelope copy of it.
+  const out = cleanFieldsForAudit(raw, { type: UNSET, id: UNSET, time: UNSET, outcome: UNSET }, EVENT_LIMITS);
+  const { type, id, time, outcome } = out;
+  out.type = typeof type === 'string' ? type : 'unknown';
+  if (id === UNSET) out.id = randomUUID();
+  out.time = typeof time === 'string' ? time : isoTime(at);
+  out.outcome = outcome === UNSET ? 'info' : (outcome ?? 'info');
+  return out as AuditEvent;
 }
 
 class QueueAuditLog implements BastionAuditLog {

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createAuditLog, auditUnavailableError } from '../../src/audit/log.js';
 import { toWire } from '../../src/errors.js';
-import { MemorySink, assertNoSecrets, captureLogger, secretLadenEvent, until } from './helpers.js';
+import { MemorySink, SECRETS, assertNoSecrets, captureLogger, secretLadenEvent, until } from './helpers.js';
 
 const fastRetry = { initialDelayMs: 2, maxDelayMs: 10 };
 
@@ -171,5 +171,47 @@ test('an event type missing from the catalog is logged once as a warning', async
   log.emit({ type: 'made.up', outcome: 'info' });
   await log.flush();
   assert.equal(lines.filter((l) => l.level === 'warn' && /not in the catalog/.test(l.msg)).length, 1);
+  await log.close();
+});
+
+test('prepared events: type, id, time, outcome first, then the emitted fields in their order; an own id keeps its place; defaults for what is missing', async () => {
+  const { prepareEvent, isoTime } = await import('../../src/audit/log.js');
+  const at = Date.UTC(2026, 0, 2, 3, 4, 5, 67);
+  const e = prepareEvent({ outcome: 'success', type: 'tool.call.completed', requestId: 'r1', sessionId: undefined, mount: 'echo', args: { b: 1, a: 2 }, durations: { 'transport.origin': 0.1, total: 0.5 }, status: 'ok' }, at);
+  assert.deepEqual(Object.keys(e), ['type', 'id', 'time', 'outcome', 'requestId', 'mount', 'args', 'durations', 'status']);
+  assert.deepEqual(Object.keys(e.args as object), ['b', 'a']);
+  assert.equal(e.time, '2026-01-02T03:04:05.067Z');
+  assert.match(String(e.id), /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+  // An event's own id, time and outcome are kept (an id that is not a string too, as before).
+  const own = prepareEvent({ type: 'x.y.happened', reason: 'r', id: 'my-id', time: 'then', outcome: 'denied' } as never, at);
+  assert.deepEqual(JSON.stringify(own), '{"type":"x.y.happened","id":"my-id","time":"then","outcome":"denied","reason":"r"}');
+  assert.equal(JSON.stringify(prepareEvent({ type: 't', id: 7 } as never, at)), '{"type":"t","id":7,"time":"2026-01-02T03:04:05.067Z","outcome":"info"}');
+  // Missing or odd envelope values get the defaults.
+  const odd = prepareEvent({ type: 5, time: 6, outcome: undefined, z: 1 } as never, at);
+  assert.deepEqual(Object.keys(odd), ['type', 'id', 'time', 'outcome', 'z']);
+  assert.equal(odd.type, 'unknown');
+  assert.equal(odd.time, '2026-01-02T03:04:05.067Z');
+  assert.equal(odd.outcome, 'info');
+  // Fields are scrubbed here too, and a secret key at the top is redacted.
+  const s = prepareEvent({ type: 't', outcome: 'info', token: 'abc', reason: `Bearer ${SECRETS.opaque}` } as never, at);
+  assert.equal(s.token, '[redacted]');
+  assert.equal(s.reason, 'Bearer [redacted]');
+  // The time formatting kept per second gives what toISOString gives.
+  for (const t of [0, 1, 999, 1000, at, at + 1, at + 933, at + 1000, Date.UTC(9999, 11, 31, 23, 59, 59, 999), 8.64e15, -1, 1.5]) {
+    assert.equal(isoTime(t), new Date(t).toISOString(), String(t));
+  }
+  assert.throws(() => isoTime(8.64e15 + 1), RangeError);
+});
+
+test('emit keeps what the event held when it was emitted: a field changed afterwards does not change the record', async () => {
+  const s = new MemorySink();
+  const log = createAuditLog({ sinks: [s] });
+  const event = { type: 'tool.call.completed', outcome: 'success', requestId: 'before', status: 'ok' } as Record<string, unknown>;
+  log.emit(event as never);
+  event.requestId = 'after';
+  event.extra = 'added later';
+  await log.flush();
+  assert.equal(s.events[0]!.requestId, 'before');
+  assert.equal('extra' in s.events[0]!, false);
   await log.close();
 });
