@@ -295,7 +295,13 @@ class QueueAuditLog implements BastionAuditLog {
   private prepared(seq: number): AuditEvent {
     const e = this.entries[this.head + (seq - this.base)]!;
     if (e.prepared === undefined) {
-      e.prepared = prepareEvent(e.raw, e.at);
+      try {
+        e.prepared = prepareEvent(e.raw, e.at);
+      } catch (err) {
+        // An event that cannot be cleaned (e.g. a throwing getter deep in it) must not stop the
+        // drain: its place on the record says so, with none of its content.
+        e.prepared = prepareEvent({ type: typeof e.raw.type === 'string' ? e.raw.type : 'unknown', outcome: 'failure', reason: 'audit_event_unreadable', detail: err instanceof Error ? err.name : 'error' }, e.at);
+      }
       if (!isKnownEventType(e.prepared.type) && !this.unknownTypes.has(e.prepared.type) && this.unknownTypes.size < 100) {
         this.unknownTypes.add(e.prepared.type);
         this.logger.warn({ type: e.prepared.type }, 'audit event type is not in the catalog (src/audit/events.ts, docs/events.md)');

@@ -141,8 +141,18 @@ function normalizeKey(k: string): string {
   return k.toLowerCase().replace(/[-_]/g, '');
 }
 
+/**
+ * Endings that make a key a secret whatever comes before: `github_token`, `slackToken`,
+ * `db-password`, `stripe_api_key`, `aws_secret`. (`max_tokens`, `token_type`, `tokenCount` end
+ * otherwise and stay visible.)
+ */
+const SECRET_KEY_SUFFIXES = ['token', 'secret', 'password', 'passwd', 'passphrase', 'apikey', 'privatekey', 'secretkey', 'credential', 'credentials'];
+
 export function isSecretKey(k: string): boolean {
-  return SECRET_KEYS.has(normalizeKey(k));
+  const n = normalizeKey(k);
+  if (SECRET_KEYS.has(n)) return true;
+  for (const suffix of SECRET_KEY_SUFFIXES) if (n.endsWith(suffix)) return true;
+  return false;
 }
 
 const MAX_DEPTH = 12;
@@ -171,7 +181,9 @@ export function scrub(value: unknown, depth = 0, seen: WeakSet<object> = new Wea
     const out: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
       if (v === undefined) continue;
-      out[scrubString(k)] = isSecretKey(k) && v !== null && v !== '' ? REDACTED : scrub(v, depth + 1, seen);
+      const value = isSecretKey(k) && v !== null && v !== '' ? REDACTED : scrub(v, depth + 1, seen);
+      if (k === '__proto__') Object.defineProperty(out, k, { value, enumerable: true, writable: true, configurable: true });
+      else out[scrubString(k)] = value;
     }
     return out;
   } finally {
@@ -311,7 +323,10 @@ function cleanObject(src: Record<string, unknown>, out: Record<string, unknown>,
     if (v === undefined) continue;
     n++;
     const key = keyInfo(k);
-    out[key.out] = key.secret && v !== null && v !== '' ? REDACTED : clean(v, limits, depth + 1, ancestors);
+    const value = key.secret && v !== null && v !== '' ? REDACTED : clean(v, limits, depth + 1, ancestors);
+    // `__proto__` must stay a field of the record (an assignment would set the prototype instead).
+    if (key.out === '__proto__') Object.defineProperty(out, key.out, { value, enumerable: true, writable: true, configurable: true });
+    else out[key.out] = value;
   }
   if (total > limits.maxKeys) out.$truncatedKeys = total - limits.maxKeys;
   return out;

@@ -215,3 +215,19 @@ test('emit keeps what the event held when it was emitted: a field changed afterw
   assert.equal('extra' in s.events[0]!, false);
   await log.close();
 });
+
+test('an event that cannot be cleaned takes its place on the record as a failure, and the drain goes on', async () => {
+  const written: Array<Record<string, unknown>> = [];
+  const log = createAuditLog({ sinks: [{ name: 'mem', write: async (events) => void written.push(...(events as never[])), close: async () => {} }] });
+  const hostile = { type: 'tool.call.completed', outcome: 'success', args: { nested: {} as Record<string, unknown> } };
+  Object.defineProperty(hostile.args.nested, 'boom', { enumerable: true, get() { throw new Error('getter'); } });
+  log.emit(hostile as never);
+  log.emit({ type: 'session.created', outcome: 'success' } as never);
+  await log.flush(2000);
+  assert.equal(written.length, 2);
+  assert.equal(written[0]!.type, 'tool.call.completed');
+  assert.equal(written[0]!.outcome, 'failure');
+  assert.equal(written[0]!.reason, 'audit_event_unreadable');
+  assert.equal(written[1]!.type, 'session.created');
+  await log.close();
+});

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
-import { scrub, summarize, REDACTED, SECRET_SHAPES } from '../../src/audit/redact.js';
+import { scrub, summarize, cleanForAudit, isSecretKey, REDACTED, SECRET_SHAPES } from '../../src/audit/redact.js';
 import { createAuditLog } from '../../src/audit/log.js';
 import { StdoutAuditSink } from '../../src/audit/sinks/stdout.js';
 import { SECRETS, assertNoSecrets, secretLadenEvent } from './helpers.js';
@@ -227,5 +227,25 @@ test('scrub cache: an answer is never reused for a different string, a secret is
     assert.equal(out.Password, REDACTED);
     assert.equal(out[`Bearer ${REDACTED}`], 'v');
     assertNoSecrets(JSON.stringify(out), `keys, round ${i}`);
+  }
+});
+
+test('keys ending in token, secret, password or api key are redacted whatever their prefix; look-alike keys stay', () => {
+  for (const k of ['github_token', 'slackToken', 'GITLAB-TOKEN', 'db_password', 'stripe_api_key', 'aws_secret', 'my_private_key', 'csrf_token', 'vault_credentials']) {
+    assert.ok(isSecretKey(k), k);
+    const out = cleanForAudit({ [k]: 'zQ8v1mN3pL5rT7wY9aB2' }) as Record<string, unknown>;
+    assert.equal(out[k], REDACTED, k);
+  }
+  for (const k of ['max_tokens', 'token_type', 'tokenCount', 'tokens', 'secretary', 'password_policy', 'api_key_id_hint']) assert.ok(!isSecretKey(k), k);
+});
+
+test('a __proto__ key stays a field of the audit record (it is not turned into a prototype, nor dropped)', () => {
+  const args = JSON.parse('{"a":1,"__proto__":{"polluted":true,"password":"hunter2hunter2"}}') as Record<string, unknown>;
+  for (const out of [cleanForAudit(args), scrub(args)] as Record<string, unknown>[]) {
+    assert.ok(Object.hasOwn(out, '__proto__'), 'kept as an own field');
+    assert.equal(Object.getPrototypeOf(out), Object.prototype, 'the prototype is untouched');
+    assert.equal((out as { polluted?: unknown }).polluted, undefined);
+    const text = JSON.stringify(out);
+    assert.match(text, /"__proto__":\{"polluted":true,"password":"\[redacted\]"\}/);
   }
 });
