@@ -148,11 +148,26 @@ function normalizeKey(k: string): string {
  */
 const SECRET_KEY_SUFFIXES = ['token', 'secret', 'password', 'passwd', 'passphrase', 'apikey', 'privatekey', 'secretkey', 'credential', 'credentials'];
 
+/** A key whose value is always a secret (`authorization`, `password`, `client_secret`, ...). */
 export function isSecretKey(k: string): boolean {
+  return SECRET_KEYS.has(normalizeKey(k));
+}
+
+/**
+ * A key whose value is a secret when it is a string: the exact names above, and any key ending
+ * in one of SECRET_KEY_SUFFIXES. Numbers and objects under such keys stay (a stage timing named
+ * `identity.bearer-token` is a duration, not a credential).
+ */
+export function isSecretStringKey(k: string): boolean {
   const n = normalizeKey(k);
   if (SECRET_KEYS.has(n)) return true;
   for (const suffix of SECRET_KEY_SUFFIXES) if (n.endsWith(suffix)) return true;
   return false;
+}
+
+function redactsValue(k: string, v: unknown): boolean {
+  if (v === null || v === '') return false;
+  return isSecretKey(k) || (typeof v === 'string' && isSecretStringKey(k));
 }
 
 const MAX_DEPTH = 12;
@@ -181,7 +196,7 @@ export function scrub(value: unknown, depth = 0, seen: WeakSet<object> = new Wea
     const out: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
       if (v === undefined) continue;
-      const value = isSecretKey(k) && v !== null && v !== '' ? REDACTED : scrub(v, depth + 1, seen);
+      const value = redactsValue(k, v) ? REDACTED : scrub(v, depth + 1, seen);
       if (k === '__proto__') Object.defineProperty(out, k, { value, enumerable: true, writable: true, configurable: true });
       else out[scrubString(k)] = value;
     }
@@ -235,7 +250,10 @@ export function summarize(value: unknown, limits: SummarizeLimits = DEFAULT_SUMM
 /** A key as written (cut to 128 characters, scrubbed) and whether its value is a secret. */
 interface KeyInfo {
   readonly out: string;
+  /** Any non-empty value under this key is redacted. */
   readonly secret: boolean;
+  /** A string value under this key is redacted. */
+  readonly secretString: boolean;
 }
 
 /**
@@ -251,7 +269,7 @@ const keyCache = new Map<string, KeyInfo>();
 function keyInfo(k: string): KeyInfo {
   let info = keyCache.get(k);
   if (info === undefined) {
-    info = { out: scrubString(k.length > 128 ? `${k.slice(0, 128)}…` : k), secret: isSecretKey(k) };
+    info = { out: scrubString(k.length > 128 ? `${k.slice(0, 128)}…` : k), secret: isSecretKey(k), secretString: isSecretStringKey(k) };
     if (k.length <= 128) {
       if (keyCache.size >= KEY_CACHE_MAX) keyCache.clear();
       keyCache.set(k, info);
@@ -323,7 +341,7 @@ function cleanObject(src: Record<string, unknown>, out: Record<string, unknown>,
     if (v === undefined) continue;
     n++;
     const key = keyInfo(k);
-    const value = key.secret && v !== null && v !== '' ? REDACTED : clean(v, limits, depth + 1, ancestors);
+    const value = (key.secret || (key.secretString && typeof v === 'string')) && v !== null && v !== '' ? REDACTED : clean(v, limits, depth + 1, ancestors);
     // `__proto__` must stay a field of the record (an assignment would set the prototype instead).
     if (key.out === '__proto__') Object.defineProperty(out, key.out, { value, enumerable: true, writable: true, configurable: true });
     else out[key.out] = value;

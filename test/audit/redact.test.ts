@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
-import { scrub, summarize, cleanForAudit, isSecretKey, REDACTED, SECRET_SHAPES } from '../../src/audit/redact.js';
+import { scrub, summarize, cleanForAudit, isSecretStringKey, REDACTED, SECRET_SHAPES } from '../../src/audit/redact.js';
 import { createAuditLog } from '../../src/audit/log.js';
 import { StdoutAuditSink } from '../../src/audit/sinks/stdout.js';
 import { SECRETS, assertNoSecrets, secretLadenEvent } from './helpers.js';
@@ -232,11 +232,13 @@ test('scrub cache: an answer is never reused for a different string, a secret is
 
 test('keys ending in token, secret, password or api key are redacted whatever their prefix; look-alike keys stay', () => {
   for (const k of ['github_token', 'slackToken', 'GITLAB-TOKEN', 'db_password', 'stripe_api_key', 'aws_secret', 'my_private_key', 'csrf_token', 'vault_credentials']) {
-    assert.ok(isSecretKey(k), k);
-    const out = cleanForAudit({ [k]: 'zQ8v1mN3pL5rT7wY9aB2' }) as Record<string, unknown>;
-    assert.equal(out[k], REDACTED, k);
+    assert.ok(isSecretStringKey(k), k);
+    for (const out of [cleanForAudit({ [k]: 'zQ8v1mN3pL5rT7wY9aB2' }), scrub({ [k]: 'zQ8v1mN3pL5rT7wY9aB2' })] as Record<string, unknown>[]) assert.equal(out[k], REDACTED, k);
   }
-  for (const k of ['max_tokens', 'token_type', 'tokenCount', 'tokens', 'secretary', 'password_policy', 'api_key_id_hint']) assert.ok(!isSecretKey(k), k);
+  for (const k of ['max_tokens', 'token_type', 'tokenCount', 'tokens', 'secretary', 'password_policy', 'api_key_id_hint']) assert.ok(!isSecretStringKey(k), k);
+  // Only string values: a stage timing whose name ends in "token" is a number and stays.
+  const d = cleanForAudit({ durations: { 'identity.bearer-token': 0.5, total: 1 } }) as { durations: Record<string, unknown> };
+  assert.equal(d.durations['identity.bearer-token'], 0.5);
 });
 
 test('a __proto__ key stays a field of the audit record (it is not turned into a prototype, nor dropped)', () => {
