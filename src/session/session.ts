@@ -284,10 +284,8 @@ export class Session implements SessionView {
     const p = this.newPending(uid, msg.id, ctx, msg.method, meta?.progressToken, res, undefined);
     this.pending.set(uid, p);
     this.byDownstream.set(key, uid);
-    res.once('close', () => {
-      // A client that goes away is not a cancellation (spec); the stream stays resumable.
-      p.res = undefined;
-    });
+    // A client that goes away is not a cancellation (spec): its response is then `destroyed`, and
+    // every writer below checks that, so what follows stays buffered and resumable.
     try {
       await conn.send({ ...msg, id: uid }, this.tokenFor(ctx));
     } catch (err) {
@@ -442,7 +440,7 @@ export class Session implements SessionView {
     const s = new SseStream(this.nextStreamId(), this.buffer);
     this.streams.set(s.id, s);
     p.stream = s;
-    if (p.res && !p.res.headersSent) s.attach(p.res, { [HEADER]: this.id }, undefined);
+    if (p.res && !p.res.headersSent && !p.res.destroyed) s.attach(p.res, { [HEADER]: this.id }, undefined);
     return s;
   }
 
@@ -456,7 +454,9 @@ export class Session implements SessionView {
       return;
     }
     this.byDownstream.delete(idKey(p.downstreamId));
-    this.inOrder(() => this.respond(p.ctx, p.downstreamId, p.method, { ...msg, id: p.downstreamId }, p.res, p));
+    // The upstream connection hands each parsed response to this session only: rewrite its id in place.
+    msg.id = p.downstreamId;
+    this.inOrder(() => this.respond(p.ctx, p.downstreamId, p.method, msg, p.res, p));
   }
 
   private async respond(

@@ -146,7 +146,9 @@ export class SharedStdioHub {
       if (res.result && this.initResult === undefined && typeof (res.result as { protocolVersion?: unknown }).protocolVersion === 'string' && r.conn.pendingInitialize(r.localId)) {
         this.initResult = res.result;
       }
-      r.conn.deliver({ ...res, id: r.localId });
+      // The parsed message has one owner (this route): its id is rewritten in place.
+      res.id = r.localId;
+      r.conn.deliver(res);
       return;
     }
     if (m.method.endsWith('/list_changed')) {

@@ -175,3 +175,58 @@ test('/readyz is 503 while the state store cannot be reached', async () => {
     await gw.close();
   }
 });
+
+test('a client that drops a streaming response resumes it with GET Last-Event-ID and loses nothing', async () => {
+  const fixture = new URL('../fixtures/conformance-server.ts', import.meta.url).pathname;
+  const gw = await gateway({ servers: { c: { stdio: { command: process.execPath, args: ['--import', 'tsx', fixture, '--stdio'] } } } }, { bare: true });
+  try {
+    const url = `${gw.url}/mcp/c`;
+    const sid = await rawSession(url);
+    const headers = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-11-25', 'mcp-session-id': sid };
+    const body = JSON.stringify({ jsonrpc: '2.0', id: 5, method: 'tools/call', params: { name: 'test_tool_with_progress', arguments: {}, _meta: { progressToken: 'tok' } } });
+    // Read the first SSE event (progress 0), then drop the connection mid-call.
+    const firstId = await new Promise<string>((resolve, reject) => {
+      const req = http.request(url, { method: 'POST', headers }, (res) => {
+        assert.equal(res.headers['content-type'], 'text/event-stream');
+        let buf = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => {
+          buf += c;
+          const m = /^id: (\S+)$/m.exec(buf);
+          if (m && buf.includes('\n\n')) {
+            resolve(m[1]!);
+            req.destroy();
+          }
+        });
+      });
+      req.on('error', () => {});
+      req.on('close', () => reject(new Error('closed before the first event')));
+      req.end(body);
+    });
+    await new Promise((r) => setTimeout(r, 300)); // the tool finishes while no one listens
+    const replay = await new Promise<string>((resolve, reject) => {
+      const req = http.request(url, { method: 'GET', headers: { ...headers, accept: 'text/event-stream', 'last-event-id': firstId } }, (res) => {
+        assert.equal(res.statusCode, 200);
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (text += c));
+        res.on('end', () => resolve(text));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    const events = replay
+      .split('\n')
+      .filter((l) => l.startsWith('data: '))
+      .map((l) => JSON.parse(l.slice(6)) as { id?: number; method?: string; params?: { progress?: number }; result?: unknown });
+    assert.deepEqual(
+      events.filter((e) => e.method === 'notifications/progress').map((e) => e.params?.progress),
+      [50, 100],
+      'the progress sent after the drop is replayed',
+    );
+    const result = events.find((e) => e.id === 5);
+    assert.ok(result?.result, 'the result sent after the drop is replayed');
+  } finally {
+    await gw.close();
+  }
+});
