@@ -190,3 +190,34 @@ export function memoryGrowth(report: MemoryReport): MemoryGrowth[] {
   }
   return out;
 }
+
+/**
+ * The median of each ratio over several runs (`--repeat N`): on a shared or virtual machine one
+ * run's ratio moves by ±20% from run to run, so a target is judged on the median, and every
+ * run's value is shown next to it.
+ */
+export function medianRatios(runs: readonly Ratio[][]): Array<Ratio & { values: Array<number | null> }> {
+  const first = runs[0] ?? [];
+  return first.map((r, i) => {
+    const values = runs.map((rs) => rs[i]?.value ?? null);
+    const known = values.filter((v): v is number => v !== null).sort((a, b) => a - b);
+    if (known.length === 0) return { ...r, values, value: null, pass: null };
+    const mid = known.length >> 1;
+    const value = known.length % 2 === 1 ? known[mid]! : (known[mid - 1]! + known[mid]!) / 2;
+    const def = RATIO_DEFS[i]!;
+    const pass = def.target ? (def.target.op === '>=' ? value >= def.target.value : value <= def.target.value) : null;
+    const { missing: _missing, ...rest } = r;
+    return { ...rest, values, value, pass };
+  });
+}
+
+export function formatMedianRatios(rs: ReturnType<typeof medianRatios>, runs: number): string {
+  const out = [`Ratios, median of ${runs} runs (each run's value in brackets):`];
+  for (const r of rs) {
+    const each = r.values.map((v) => (v === null ? 'n/a' : v.toFixed(2))).join(', ');
+    const v = r.value === null ? 'n/a' : `${r.value.toFixed(2)}x`;
+    const verdict = r.target === null ? '(info)' : r.pass === null ? `target ${r.target}x: not measured` : `target ${r.target}x: ${r.pass ? 'MET' : 'NOT MET'}`;
+    out.push(`  ${r.name} [${r.formula}]: ${v} [${each}]  ${verdict}`);
+  }
+  return out.join('\n');
+}

@@ -7,7 +7,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, runBench, runMemory } from './harness.js';
-import { formatBench, formatMemory, memoryGrowth, ratios } from './report.js';
+import { formatBench, formatMedianRatios, formatMemory, medianRatios, memoryGrowth, ratios } from './report.js';
 import { ROWS } from './rows.js';
 import { formatProfiles, summarizeProfiles } from './profile.js';
 
@@ -22,6 +22,7 @@ const HELP = `usage: npm run bench -- [options]
   --duration MS         measured window per cell (default 3000)
   --warmup MS           unmeasured load before each window (default 1000)
   --calls N             measure a fixed number of calls per cell instead of a duration
+  --repeat N            run the whole bench N times and judge the ratios on their median (default 1)
   --sessions N          sessions per cell, shared by the c clients (default: one per client)
   --sdk-json            serve the SDK rows with enableJsonResponse (default: SDK default, SSE)
   --profile             write V8 CPU profiles of the processes under test and print their top functions
@@ -62,7 +63,7 @@ function defaultRows(flags: string[] = []): string[] {
   return ROWS.filter((r) => r.flag === undefined || flags.includes(r.flag)).map((r) => r.id);
 }
 
-const KNOWN = new Set(['sessions', 'store', 'auth', 'audit', 'no-policy', 'profile', 'rows', 'concurrency', 'duration', 'warmup', 'calls', 'sdk-json', 'no-pin', 'no-build', 'out', 'memory', 'memory-rows', 'memory-calls', 'help']);
+const KNOWN = new Set(['sessions', 'store', 'auth', 'audit', 'no-policy', 'profile', 'rows', 'concurrency', 'duration', 'warmup', 'calls', 'sdk-json', 'no-pin', 'no-build', 'out', 'memory', 'memory-rows', 'memory-calls', 'repeat', 'help']);
 
 function list(v: string | true | undefined, fallback: string): string[] {
   return (typeof v === 'string' ? v : fallback).split(',').map((s) => s.trim()).filter(Boolean);
@@ -98,21 +99,38 @@ async function main(): Promise<void> {
     json = { ...report, growth: memoryGrowth(report) };
   } else {
     const calls = args.get('calls');
-    const report = await runBench({
+    const repeat = Math.max(1, Math.floor(num(args.get('repeat'), 'repeat', 1)));
+    const runOnce = (build: boolean) => runBench({
       rows: list(args.get('rows'), defaultRows(rowFlags(args)).join(',')),
       concurrency: list(args.get('concurrency'), '1,10,50').map((s) => num(s, 'concurrency', 1)),
       warmupMs: num(args.get('warmup'), 'warmup', 1000),
       ...(calls !== undefined ? { calls: num(calls, 'calls', 0) } : { durationMs: num(args.get('duration'), 'duration', 3000) }),
       pin: !args.has('no-pin'),
       sdkJson: args.has('sdk-json'),
-      build: !args.has('no-build'),
+      build,
       profile: args.has('profile'),
       ...(args.has('sessions') ? { sessions: num(args.get('sessions'), 'sessions', 1) } : {}),
       log,
     });
+    const report = await runOnce(!args.has('no-build'));
     const rs = ratios(report);
     console.log(formatBench(report, rs));
     json = { ...report, ratios: rs };
+    if (repeat > 1) {
+      const runs = [rs];
+      const reports = [report];
+      for (let i = 1; i < repeat; i++) {
+        log(`run ${i + 1} of ${repeat}`);
+        const again = await runOnce(false);
+        const againRatios = ratios(again);
+        console.log(`\n${formatBench(again, againRatios)}`);
+        runs.push(againRatios);
+        reports.push(again);
+      }
+      const median = medianRatios(runs);
+      console.log(`\n${formatMedianRatios(median, repeat)}`);
+      json = { ...report, ratios: rs, runs: reports.map((r, i) => ({ ...r, ratios: runs[i] })), medianRatios: median };
+    }
     if (!args.has('no-policy')) {
       const { runPolicyBench, formatPolicyBench } = await import('./policy.js');
       const policy = await runPolicyBench();
