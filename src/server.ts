@@ -18,7 +18,7 @@ import type { AuditEvent, AuditLog } from './audit/types.js';
 import type { StateStore } from './stores/types.js';
 import { MemoryStateStore } from './stores/memory.js';
 import { composePipeline, type Pipeline } from './pipeline/compose.js';
-import type { HttpInfo, MountRuntime, RequestContext, Stage } from './pipeline/context.js';
+import type { HttpInfo, MountRuntime, RequestContext, RequestObservation, Stage } from './pipeline/context.js';
 import { isRequest, isResponse, type JsonRpcMessage } from './pipeline/messages.js';
 import { buildOriginPolicy, originStage } from './stages/transport/origin.js';
 import { httpShapeStage } from './stages/transport/http-shape.js';
@@ -62,7 +62,7 @@ export interface GatewayOptions {
   /** Called with the created server before it listens (TLS reload and client-cert policy). */
   onServer?: (server: http.Server | https.Server) => void;
   /** Request observations for metrics (called once per MCP request, off nothing: keep it cheap). */
-  observe?: (o: { mount: string; method: string; tool: string | undefined; outcome: 'allowed' | 'denied' | 'error'; reason: string | undefined; durationMs: number; stages?: Readonly<Record<string, number>> }) => void;
+  observe?: (o: RequestObservation) => void;
   /** Extra routes (e.g. protected resource metadata, /metrics): return true when handled. */
   routes?: (req: IncomingMessage, res: ServerResponse, path: string, env: StageEnv) => boolean | Promise<boolean>;
 }

@@ -18,21 +18,8 @@ import { FastCounter, FastHistogram, type CounterSeries, type HistogramSeries } 
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { AuditMetricsHooks } from '../audit/types.js';
 
-export type RequestOutcome = 'allowed' | 'denied' | 'error';
-
-export interface RequestObservation {
-  mount: string;
-  /** JSON-RPC method (`tools/call`, `tools/list`, ...) or the HTTP method for non-RPC requests. */
-  method: string;
-  tool?: string | undefined;
-  outcome: RequestOutcome;
-  /** Why it was denied or failed (BastionError.reason), e.g. `insufficient_scope`. */
-  reason?: string | undefined;
-  /** End-to-end milliseconds. */
-  durationMs: number;
-  /** Milliseconds per stage (RequestContext.timings). */
-  stages?: Readonly<Record<string, number>> | undefined;
-}
+import type { RequestObservation } from '../pipeline/context.js';
+export type { RequestObservation, RequestOutcome } from '../pipeline/context.js';
 
 export interface Metrics extends Required<AuditMetricsHooks> {
   readonly registry: Registry;

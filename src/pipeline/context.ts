@@ -8,6 +8,23 @@ import type { Principal } from '../identity/types.js';
 import type { JsonRpcMessage } from './messages.js';
 import type { ServerConfig } from '../config/schema.js';
 
+export type RequestOutcome = 'allowed' | 'denied' | 'error';
+
+/** One answered or refused request, for metrics (GatewayOptions.observe). */
+export interface RequestObservation {
+  mount: string;
+  /** JSON-RPC method (`tools/call`, `tools/list`, ...) or the HTTP method for non-RPC requests. */
+  method: string;
+  tool?: string | undefined;
+  outcome: RequestOutcome;
+  /** Why it was denied or failed (BastionError.reason), e.g. `insufficient_scope`. */
+  reason?: string | undefined;
+  /** End-to-end milliseconds. */
+  durationMs: number;
+  /** Milliseconds per stage (RequestContext.timings). */
+  stages?: Readonly<Record<string, number>> | undefined;
+}
+
 export type Phase = 'transport' | 'identity' | 'authorization' | 'application' | 'upstream';
 
 export interface HttpInfo {

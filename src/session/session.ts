@@ -16,7 +16,7 @@ import type { ServerResponse } from 'node:http';
 import { BastionError, toWire } from '../errors.js';
 import type { AuditLog } from '../audit/types.js';
 import type { Logger } from '../logger.js';
-import type { MessageContext, MountRuntime, RequestContext, SessionView, ToolDefinition } from '../pipeline/context.js';
+import type { MessageContext, MountRuntime, RequestContext, RequestObservation, SessionView, ToolDefinition } from '../pipeline/context.js';
 import type { Pipeline } from '../pipeline/compose.js';
 import type { JsonRpcId, JsonRpcMessage, JsonRpcNotification, JsonRpcRequest, JsonRpcResponse } from '../pipeline/messages.js';
 import { isRequest } from '../pipeline/messages.js';
@@ -96,7 +96,7 @@ export interface SessionDeps {
    */
   restored?: { initParams: Record<string, unknown>; protocolVersion: string; createdAt: number } | undefined;
   /** Metrics hook, called once per answered request. */
-  observe?: ((o: { mount: string; method: string; tool: string | undefined; outcome: 'allowed' | 'denied' | 'error'; reason: string | undefined; durationMs: number; stages?: Readonly<Record<string, number>> }) => void) | undefined;
+  observe?: ((o: RequestObservation) => void) | undefined;
   now?: () => number;
 }
 
