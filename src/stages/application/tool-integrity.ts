@@ -17,7 +17,7 @@
  *
  * Approval takes effect without restart: pins are read from the lockfile (re-read when it
  * changes on disk) and the state store at each check (cached for `cacheMs`, dropped at once on
- * the `bastion:integrity:changed` channel).
+ * the `bastion:integrity:changed` channel); a signed manifest file is looked at no more often.
  */
 import { readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -78,6 +78,8 @@ interface Evaluated {
 interface ManifestState {
   fingerprint: string;
   result: ManifestVerification | undefined;
+  /** When the file was last looked at (stat). */
+  checkedAt: number;
 }
 
 const MAX_SESSIONS_TRACKED = 10_000;
@@ -190,6 +192,9 @@ export function toolIntegrityStage(deps: ToolIntegrityDeps): Stage {
 
   async function manifestFor(mount: MountRuntime, cfg: IntegrityServerConfig, emit: (e: AuditEvent) => void): Promise<ManifestVerification | undefined> {
     if (cfg.manifest === undefined) return undefined;
+    const prev = manifests.get(mount.name);
+    // The file is looked at (stat) at most once per cacheMs, not on every call.
+    if (prev && now() - prev.checkedAt < cacheMs) return prev.result;
     const path = resolve(deps.baseDir ?? process.cwd(), cfg.manifest);
     let fingerprint: string;
     try {
@@ -198,8 +203,10 @@ export function toolIntegrityStage(deps: ToolIntegrityDeps): Stage {
     } catch {
       fingerprint = 'absent';
     }
-    const prev = manifests.get(mount.name);
-    if (prev && prev.fingerprint === fingerprint) return prev.result;
+    if (prev && prev.fingerprint === fingerprint) {
+      prev.checkedAt = now();
+      return prev.result;
+    }
     const minVersion = await registry.manifestVersion(mount.name);
     let result: ManifestVerification;
     if (fingerprint === 'absent') {
@@ -211,7 +218,7 @@ export function toolIntegrityStage(deps: ToolIntegrityDeps): Stage {
         result = { ok: false, failure: 'malformed', message: `manifest could not be checked: ${(err as Error).message}` };
       }
     }
-    manifests.set(mount.name, { fingerprint, result });
+    manifests.set(mount.name, { fingerprint, result, checkedAt: now() });
     if (result.ok) {
       await registry.recordManifestVersion(mount.name, result.manifest.version);
     } else {
