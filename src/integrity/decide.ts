@@ -56,10 +56,6 @@ export function decide(input: DecisionInput): IntegrityDecision {
   return { status: 'changed', reason: 'differs from the approved (pinned) version', diff, findings };
 }
 
-export function isHeld(d: IntegrityDecision): boolean {
-  return d.status !== 'approved';
-}
-
 /** How to approve, for error messages and events. */
 export function approveHint(server: string, kind: DefinitionKind, name: string): string {
   const k = kind === 'tool' ? '' : ` --kind ${kind}`;

@@ -121,10 +121,6 @@ export async function writeLockfile(path: string, lock: Lockfile): Promise<void>
   await rename(tmp, path);
 }
 
-export function lockfilePin(lock: Lockfile, server: string, kind: DefinitionKind, name: string): Pin | undefined {
-  return lock.servers[server]?.pins[pinKey(kind, name)];
-}
-
 /** Returns a new lockfile with the pins set (same key replaced). */
 export function withPins(lock: Lockfile, server: string, pins: readonly Pin[]): Lockfile {
   const next = structuredClone(lock);
