@@ -265,23 +265,32 @@ export class Containment {
     }
   }
 
+  /** Every entry stored under a prefix (keys, then their values in parallel; unparsable ones skipped). */
+  private async entries<T>(prefix: string): Promise<T[]> {
+    const keys = await this.store.keys(prefix);
+    const texts = await Promise.all(keys.map((k) => this.store.get(k)));
+    const out: T[] = [];
+    for (const text of texts) {
+      const e = parseJson<T>(text);
+      if (e) out.push(e);
+    }
+    return out;
+  }
+
   private async load(): Promise<void> {
-    const [rk, qk] = await Promise.all([this.store.keys(CONTAINMENT_KEYS.revoked), this.store.keys(CONTAINMENT_KEYS.quarantine)]);
-    const [rv, qv] = await Promise.all([Promise.all(rk.map((k) => this.store.get(k))), Promise.all(qk.map((k) => this.store.get(k)))]);
+    const [rv, qv] = await Promise.all([this.entries<RevocationEntry>(CONTAINMENT_KEYS.revoked), this.entries<QuarantineEntry>(CONTAINMENT_KEYS.quarantine)]);
     const revoked = new Map<RevocationKind, Map<string, RevocationEntry>>();
     let count = 0;
-    for (const text of rv) {
-      const e = parseJson<RevocationEntry>(text);
-      if (!e || !REVOCATION_KINDS.includes(e.kind) || typeof e.value !== 'string') continue;
+    for (const e of rv) {
+      if (!REVOCATION_KINDS.includes(e.kind) || typeof e.value !== 'string') continue;
       let m = revoked.get(e.kind);
       if (!m) revoked.set(e.kind, (m = new Map()));
       m.set(e.value, e);
       count++;
     }
     const quarantined = new Map<string, Map<string, QuarantineEntry>>();
-    for (const text of qv) {
-      const e = parseJson<QuarantineEntry>(text);
-      if (!e || typeof e.server !== 'string') continue;
+    for (const e of qv) {
+      if (typeof e.server !== 'string') continue;
       let m = quarantined.get(e.server);
       if (!m) quarantined.set(e.server, (m = new Map()));
       m.set(e.tool ?? '*', e);
@@ -293,12 +302,16 @@ export class Containment {
 
   // ---- hot path -------------------------------------------------------------------------
 
+  /** Throws 503 (and starts a refresh) when the cache cannot be trusted. */
+  private assertTrusted(what: string): void {
+    if (this.trusted()) return;
+    void this.sync(false);
+    throw stateUnavailable(what);
+  }
+
   /** The entry that revokes this principal, if any. Throws 503 when the cache cannot be trusted. */
   revocationOf(p: Principal): RevocationEntry | undefined {
-    if (!this.trusted()) {
-      void this.sync(false);
-      throw stateUnavailable('revocation list');
-    }
+    this.assertTrusted('revocation list');
     if (this.revokedCount === 0) return undefined;
     const t = this.now();
     const check = (kind: RevocationKind, v: string | undefined): RevocationEntry | undefined => {
@@ -317,10 +330,7 @@ export class Containment {
 
   /** Whether a server (every tool) or one of its tools is quarantined. Throws 503 when untrusted. */
   quarantineOf(server: string, tool: string | undefined): QuarantineEntry | undefined {
-    if (!this.trusted()) {
-      void this.sync(false);
-      throw stateUnavailable('quarantine list');
-    }
+    this.assertTrusted('quarantine list');
     const m = this.quarantined.get(server);
     if (!m) return undefined;
     return m.get('*') ?? (tool === undefined ? undefined : m.get(tool));
@@ -328,10 +338,7 @@ export class Containment {
 
   /** Quarantine entries of a server (for list filtering). Throws 503 when untrusted. */
   quarantineFor(server: string): ReadonlyMap<string, QuarantineEntry> | undefined {
-    if (!this.trusted()) {
-      void this.sync(false);
-      throw stateUnavailable('quarantine list');
-    }
+    this.assertTrusted('quarantine list');
     return this.quarantined.get(server);
   }
 
@@ -351,22 +358,20 @@ export class Containment {
     return entry;
   }
 
-  async unrevoke(kind: RevocationKind, value: string): Promise<boolean> {
-    const k = revocationKey(kind, value);
-    const had = (await this.store.get(k)) !== undefined;
-    await this.store.delete(k);
+  /** Delete one entry and announce the change; true when it was there. */
+  private async remove(key: string): Promise<boolean> {
+    const had = (await this.store.get(key)) !== undefined;
+    await this.store.delete(key);
     await this.changed();
     return had;
   }
 
+  unrevoke(kind: RevocationKind, value: string): Promise<boolean> {
+    return this.remove(revocationKey(kind, value));
+  }
+
   async listRevocations(): Promise<RevocationEntry[]> {
-    const keys = await this.store.keys(CONTAINMENT_KEYS.revoked);
-    const out: RevocationEntry[] = [];
-    for (const k of keys) {
-      const e = parseJson<RevocationEntry>(await this.store.get(k));
-      if (e) out.push(e);
-    }
-    return out.sort((a, b) => a.at.localeCompare(b.at));
+    return (await this.entries<RevocationEntry>(CONTAINMENT_KEYS.revoked)).sort((a, b) => a.at.localeCompare(b.at));
   }
 
   async quarantine(server: string, tool: string | undefined, o: { by: string; reason?: string | undefined }): Promise<QuarantineEntry> {
@@ -376,22 +381,12 @@ export class Containment {
     return entry;
   }
 
-  async release(server: string, tool: string | undefined): Promise<boolean> {
-    const k = quarantineKey(server, tool);
-    const had = (await this.store.get(k)) !== undefined;
-    await this.store.delete(k);
-    await this.changed();
-    return had;
+  release(server: string, tool: string | undefined): Promise<boolean> {
+    return this.remove(quarantineKey(server, tool));
   }
 
   async listQuarantine(): Promise<QuarantineEntry[]> {
-    const keys = await this.store.keys(CONTAINMENT_KEYS.quarantine);
-    const out: QuarantineEntry[] = [];
-    for (const k of keys) {
-      const e = parseJson<QuarantineEntry>(await this.store.get(k));
-      if (e) out.push(e);
-    }
-    return out.sort((a, b) => `${a.server}:${a.tool ?? ''}`.localeCompare(`${b.server}:${b.tool ?? ''}`));
+    return (await this.entries<QuarantineEntry>(CONTAINMENT_KEYS.quarantine)).sort((a, b) => `${a.server}:${a.tool ?? ''}`.localeCompare(`${b.server}:${b.tool ?? ''}`));
   }
 
   // ---- sessions -------------------------------------------------------------------------
