@@ -23,14 +23,13 @@
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { decodeJwt } from 'jose';
 import type { AdminConfig } from '../config/state.js';
 import type { AuditLog } from '../audit/types.js';
 import type { Logger } from '../logger.js';
-import { resolveSecret } from '../identity/util.js';
+import { resolveSecret, safeEqual, sha256b64url } from '../identity/util.js';
 import { REVOCATION_KINDS, type Containment, type RevocationKind, type SessionSelector } from './../containment/containment.js';
 
 export interface AdminServerDeps {
@@ -62,10 +61,6 @@ class HttpError extends Error {
   ) {
     super(message);
   }
-}
-
-function sha256(s: string | Buffer): Buffer {
-  return createHash('sha256').update(s).digest();
 }
 
 function str(v: unknown, field: string, max = MAX_FIELD): string | undefined {
@@ -104,7 +99,7 @@ function send(res: ServerResponse, status: number, body: unknown): void {
 export async function startAdminServer(deps: AdminServerDeps): Promise<AdminServer> {
   const { config, containment, audit, logger } = deps;
   const doFetch = deps.fetch ?? fetch;
-  const tokenDigest = config.token ? sha256(resolveSecret(config.token, deps.baseDir, deps.env)) : undefined;
+  const adminToken = config.token ? resolveSecret(config.token, deps.baseDir, deps.env) : undefined;
   const revocationEndpoints = config.tokenRevocation.map((r) => ({ ...r, secret: resolveSecret(r.clientSecret, deps.baseDir, deps.env) }));
 
   let server: http.Server | https.Server;
@@ -122,11 +117,11 @@ export async function startAdminServer(deps: AdminServerDeps): Promise<AdminServ
   server.requestTimeout = 30_000;
 
   function authorized(req: IncomingMessage): boolean {
-    if (!tokenDigest) return true; // loopback or mTLS only (the config refuses anything else)
+    if (adminToken === undefined) return true; // loopback or mTLS only (the config refuses anything else)
     const h = req.headers.authorization ?? '';
     const m = /^Bearer +(\S+)\s*$/i.exec(h);
     if (!m) return false;
-    return timingSafeEqual(sha256(m[1]!), tokenDigest);
+    return safeEqual(m[1]!, adminToken);
   }
 
   function operator(req: IncomingMessage, body: Record<string, unknown>): string {
@@ -172,7 +167,7 @@ export async function startAdminServer(deps: AdminServerDeps): Promise<AdminServ
     let value = raw;
     let as: Record<string, unknown> | undefined;
     if (kind === 'token') {
-      value = createHash('sha256').update(raw).digest('base64url');
+      value = sha256b64url(raw);
       let claims: { iss?: unknown; exp?: unknown } = {};
       try {
         claims = decodeJwt(raw);

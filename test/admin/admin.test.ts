@@ -67,6 +67,9 @@ describe('admin API and containment through the gateway', () => {
     assert.equal((await admin(adminUrl, 'GET', '/sessions')).status, 401);
     assert.equal((await admin(adminUrl, 'GET', '/sessions', undefined, 'wrong')).status, 401);
     assert.equal((await admin(adminUrl, 'POST', '/quarantine', { server: 'notes' }, 'wrong')).status, 401);
+    // the whole token must match: not a prefix of it, not it with more after it
+    assert.equal((await admin(adminUrl, 'GET', '/sessions', undefined, ADMIN_TOKEN.slice(0, -1))).status, 401);
+    assert.equal((await admin(adminUrl, 'GET', '/sessions', undefined, `${ADMIN_TOKEN}x`)).status, 401);
     assert.equal((await admin(adminUrl, 'GET', '/sessions', undefined, ADMIN_TOKEN)).status, 200);
     assert.equal((await admin(adminUrl, 'GET', '/healthz')).status, 200);
     assert.equal((await admin(adminUrl, 'POST', '/revoke', {}, ADMIN_TOKEN)).status, 400);
