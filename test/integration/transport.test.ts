@@ -230,3 +230,36 @@ test('a client that drops a streaming response resumes it with GET Last-Event-ID
     await gw.close();
   }
 });
+
+test('every transport refusal is on the audit record once, as request.rejected with its status and reason', async () => {
+  const events: Array<Record<string, unknown>> = [];
+  const audit = { emit: (e: Record<string, unknown>) => void events.push(e), flush: async () => {}, close: async () => {} };
+  const gw = await gateway({ servers: { notes: { stdio: demoStdio() } }, transport: { maxBodyBytes: 2048 } }, { bare: true, audit: audit as never });
+  try {
+    const url = `${gw.url}/mcp/notes`;
+    const sid = await rawSession(url);
+    events.length = 0;
+    const V = { 'mcp-protocol-version': '2025-11-25', 'mcp-session-id': sid };
+    const cases: Array<[string, Promise<{ status: number }>, number]> = [
+      ['origin', post(url, { jsonrpc: '2.0', id: 1, method: 'ping' }, { ...V, origin: 'https://evil.example.com' }), 403],
+      ['version', post(url, { jsonrpc: '2.0', id: 2, method: 'ping' }, { ...V, 'mcp-protocol-version': '1999-01-01' }), 400],
+      ['body', post(url, { jsonrpc: '2.0', id: 3, method: 'ping', params: { pad: 'x'.repeat(4096) } }, V), 413],
+      ['json', post(url, '{not json', V), 400],
+      ['session', post(url, { jsonrpc: '2.0', id: 4, method: 'ping' }, { ...V, 'mcp-session-id': 'no-such-session' }), 404],
+    ];
+    for (const [what, p, status] of cases) assert.equal((await p).status, status, what);
+    const rejected = events.filter((e) => e.type === 'request.rejected');
+    assert.equal(rejected.length, cases.length, 'one record per refusal');
+    assert.deepEqual(
+      rejected.map((e) => e.status).sort(),
+      cases.map(([, , s]) => s).sort(),
+    );
+    for (const e of rejected) {
+      assert.equal(e.outcome, 'denied');
+      assert.equal(typeof e.reason, 'string');
+      assert.equal(e.mount, 'notes');
+    }
+  } finally {
+    await gw.close();
+  }
+});
