@@ -13,7 +13,7 @@
  * - Pub/sub uses a dedicated subscriber connection (a subscribed connection can run nothing
  *   else). Handlers are registered locally and the subscription is re-established by ioredis
  *   after every reconnect, so `subscribe()` never fails: callers that must not miss a message
- *   re-read state after a gap (see containment/cache.ts).
+ *   re-read state after a gap (see containment/containment.ts).
  *
  * URLs: `redis://`, `rediss://` (TLS), `redis+sentinel://[:pw@]h1:26379,h2:26379/MASTER[/db]`,
  * `redis+cluster://h1:6379,h2:6379` (`rediss+…` for TLS).

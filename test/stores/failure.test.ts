@@ -54,6 +54,8 @@ test('store methods fail fast with ERR_BASTION_STATE_UNAVAILABLE when Redis is a
     await own.stop();
     const isDown = (e: { code?: string }) => e.code === 'ERR_BASTION_STATE_UNAVAILABLE';
     await assert.rejects(s.get('k'), isDown);
+    await assert.rejects(s.set('k', 'w'), isDown);
+    await assert.rejects(s.delete('k'), isDown);
     await assert.rejects(s.putIfAbsent('j', 1000), isDown);
     await assert.rejects(s.takeToken('b', { ratePerSecond: 1, burst: 1 }), isDown);
     await assert.rejects(s.increment('n', 1, 1000), isDown);
