@@ -43,9 +43,14 @@ function tlsOptions(url: URL, opts: { ca?: string | Buffer; insecure?: boolean }
   return o;
 }
 
-/** One request; an SSE answer is read until the first complete event (or the body's end). */
+/**
+ * One request; an SSE answer is read until the first complete event (or the body's end). A body
+ * that quotes the credential sent (the Authorization value after its scheme) has it replaced by
+ * `<token>`, before any evidence cuts the body short and leaves a piece of it.
+ */
 export function probe(url: URL, opts: ProbeOptions = {}): Promise<ProbeResult> {
   const max = opts.maxBytes ?? 1024 * 1024;
+  const credential = opts.headers?.authorization?.replace(/^\S+\s+/, '');
   return new Promise((resolve) => {
     let done = false;
     const finish = (r: ProbeResult): void => {
@@ -70,7 +75,8 @@ export function probe(url: URL, opts: ProbeOptions = {}): Promise<ProbeResult> {
       const sse = String(res.headers['content-type'] ?? '').includes('text/event-stream');
       const end = (): void => {
         res.destroy();
-        finish({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') });
+        const body = Buffer.concat(chunks).toString('utf8');
+        finish({ status: res.statusCode ?? 0, headers: res.headers, body: credential ? body.split(credential).join('<token>') : body });
       };
       res.on('data', (c: Buffer) => {
         if (size < max) chunks.push(c);

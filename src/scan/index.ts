@@ -24,6 +24,11 @@ function notApplicable(layer: string, why: string): LayerResult {
   return out;
 }
 
+/** `s` with the token replaced by `<token>` (a server may quote the credential it got in an error). */
+function hideIn(s: string, token: string | undefined): string {
+  return token ? s.split(token).join('<token>') : s;
+}
+
 function errMessage(err: unknown): string {
   return (err as Error)?.message ?? String(err);
 }
@@ -69,7 +74,7 @@ export async function scanServer(target: ScanTarget, opts: ScanServerOptions & {
       withToken = await listServer(target, { ...opts, insecure: opts.insecure === true || !t.certValid ? true : false });
     }
   } catch (err) {
-    tools.findings.push({ id: 'tools.list-failed', severity: 'low', title: 'Could not list the server\'s definitions', control: control('S1'), evidence: errMessage(err).slice(0, 300), fix: 'Check the URL and the token (--token or BASTION_SCAN_TOKEN); the scan of definitions needs a working MCP session.' });
+    tools.findings.push({ id: 'tools.list-failed', severity: 'low', title: 'Could not list the server\'s definitions', control: control('S1'), evidence: hideIn(errMessage(err), opts.token).slice(0, 300), fix: 'Check the URL and the token (--token or BASTION_SCAN_TOKEN); the scan of definitions needs a working MCP session.' });
   }
   results.authorization = checkAuthorization(facts, anonymous, withToken);
   const listing = withToken ?? anonymous;

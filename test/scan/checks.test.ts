@@ -102,6 +102,29 @@ test('a weak server: any bearer accepted, sequential session ids, a session id a
   }
 });
 
+test('a server that echoes the Authorization header back: the token is hidden in every finding and passed check, even where evidence cuts it short', async () => {
+  // Long like a real JWT, so that evidence truncated to a few hundred characters would keep only a piece of it.
+  const token = `echoed-token-${'x'.repeat(400)}-end`;
+  const srv = createServer(async (req, res) => {
+    for await (const _ of req) void _;
+    // Every request is refused, and the refusal quotes the credential it got (in the body and as a JSON-RPC error).
+    const got = req.headers.authorization ?? '(none)';
+    if (req.url?.startsWith('/.well-known/')) res.writeHead(404).end(`no metadata for ${got}`);
+    else res.writeHead(401, { 'content-type': 'application/json', 'www-authenticate': 'Bearer' }).end(JSON.stringify({ jsonrpc: '2.0', id: 0, error: { code: -32001, message: `invalid token: ${got}` } }));
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  try {
+    const url = new URL(`http://127.0.0.1:${(srv.address() as AddressInfo).port}/mcp`);
+    const r = await scanServer({ kind: 'http', url }, { token, timeoutMs: 3000 });
+    const all = JSON.stringify(r);
+    assert.ok(all.includes('invalid token: Bearer <token>'), 'the echo reached the report, with the token hidden');
+    assert.ok(!all.includes('echoed-token'), 'no piece of the token appears in the report');
+  } finally {
+    srv.closeAllConnections();
+    await new Promise<void>((r) => srv.close(() => r()));
+  }
+});
+
 test('TLS: a listener that accepts TLS 1.0/1.1 with a self-signed certificate and no HSTS is reported for each', async () => {
   const { execFileSync } = await import('node:child_process');
   const { mkdtempSync, readFileSync, rmSync } = await import('node:fs');
