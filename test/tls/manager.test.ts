@@ -14,7 +14,7 @@ import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { X509Certificate } from 'node:crypto';
 import { createTlsManager, hstsHeaderValue, verifiedClientCertificate, type TlsManager } from '../../src/tls/manager.js';
-import { certificateIdentity, parseSubjectAltName } from '../../src/identity/certificate.js';
+import { certificateIdentity, certificateIdentityCache, parseSubjectAltName } from '../../src/identity/certificate.js';
 import { parseConfig } from '../../src/config/load.js';
 import type { TlsConfig } from '../../src/config/auth.js';
 import { makePki, type TestPki } from './certs.js';
@@ -253,4 +253,19 @@ test('subjectAltName parsing handles quoted values', () => {
     { type: 'URI', value: 'http://a/b, DNS:evil' },
     { type: 'DNS', value: 'ok' },
   ]);
+});
+
+test('certificate identity cache: each certificate keeps its own identity; a hit is the parsed answer, frozen', () => {
+  const identity = certificateIdentityCache(1);
+  const peer = (file: string) => ({ raw: new X509Certificate(readFileSync(file)).raw }) as unknown as Parameters<typeof certificateIdentity>[0];
+  const one = identity(peer(pki.client1Cert));
+  assert.deepEqual(one, certificateIdentity(peer(pki.client1Cert)));
+  assert.equal(identity(peer(pki.client1Cert)), one, 'second request with the same certificate: cache hit');
+  const two = identity(peer(pki.client2Cert));
+  assert.deepEqual(two, certificateIdentity(peer(pki.client2Cert)));
+  assert.notEqual(two.thumbprint, one.thumbprint);
+  assert.notEqual(two.subject + two.uris.join(), one.subject + one.uris.join());
+  // Bounded (1 entry): the first certificate is parsed again, still its own identity.
+  assert.deepEqual(identity(peer(pki.client1Cert)), one);
+  assert.ok(Object.isFrozen(one) && Object.isFrozen(one.uris) && Object.isFrozen(one.dnsNames));
 });

@@ -27,7 +27,7 @@ import {
 } from '../../identity/challenges.js';
 import { createTokenVerifier, type TokenVerifier, type VerifiedToken } from '../../identity/verifier.js';
 import { createDpopVerifier, DpopNonceRequired, DpopNonces } from '../../identity/dpop.js';
-import { certificateIdentity, certificateMatches } from '../../identity/certificate.js';
+import { certificateIdentityCache, certificateMatches } from '../../identity/certificate.js';
 import { principalFromCertificate, principalFromToken } from '../../identity/principal.js';
 import { createApiKeyVerifier, type ApiKeyVerifier } from '../../identity/api-keys.js';
 import { CredentialRejected, isCredentialRejected, resolveSecret } from '../../identity/util.js';
@@ -102,6 +102,7 @@ export function identityStage(deps: IdentityStageDeps): Stage {
     now,
   });
   const mounts = new Map<string, MountState>();
+  const certificateIdentity = certificateIdentityCache();
 
   function mountState(ctx: RequestContext): MountState {
     let m = mounts.get(ctx.mount.name);
