@@ -37,13 +37,24 @@ async function until(cond: () => boolean, what: string): Promise<void> {
   }
 }
 
-test('revocations by every kind reach another replica through the store', async () => {
+/** Two replicas sharing one memory store (no poll unless `bPollMs`), closed after `fn`. */
+async function withReplicas(fn: (a: Containment, b: Containment, store: MemoryStateStore) => Promise<void>, bPollMs = 60_000): Promise<void> {
   const store = new MemoryStateStore();
   const a = new Containment(store, { pollMs: 60_000 });
-  const b = new Containment(store, { pollMs: 60_000 });
+  const b = new Containment(store, { pollMs: bPollMs });
   await a.start();
   await b.start();
   try {
+    await fn(a, b, store);
+  } finally {
+    await a.close();
+    await b.close();
+    await store.close();
+  }
+}
+
+test('revocations by every kind reach another replica through the store', () =>
+  withReplicas(async (a, b) => {
     const p = principal({ certificate: { subject: 'CN=x', uris: [], dnsNames: [], thumbprint: 'thumb-1', serialNumber: '1', issuer: 'CN=ca' } });
     assert.equal(b.revocationOf(p), undefined);
     for (const [kind, value] of [
@@ -67,20 +78,10 @@ test('revocations by every kind reach another replica through the store', async 
     // anonymous is never matched by subject
     await a.revoke('subject', 'anonymous', { by: 'test' });
     assert.equal(a.revocationOf(ANONYMOUS), undefined);
-  } finally {
-    await a.close();
-    await b.close();
-    await store.close();
-  }
-});
+  }));
 
-test('quarantine of a tool and of a whole server, released again', async () => {
-  const store = new MemoryStateStore();
-  const a = new Containment(store, { pollMs: 60_000 });
-  const b = new Containment(store, { pollMs: 60_000 });
-  await a.start();
-  await b.start();
-  try {
+test('quarantine of a tool and of a whole server, released again', () =>
+  withReplicas(async (a, b) => {
     await a.quarantine('notes', 'echo', { by: 'test' });
     await until(() => b.quarantineOf('notes', 'echo') !== undefined, 'tool quarantine on b');
     assert.equal(b.quarantineOf('notes', 'read_note'), undefined);
@@ -90,12 +91,7 @@ test('quarantine of a tool and of a whole server, released again', async () => {
     assert.deepEqual((await b.listQuarantine()).map((q) => `${q.server}:${q.tool ?? '*'}`), ['files:*', 'notes:echo']);
     await a.release('notes', 'echo');
     await until(() => b.quarantineOf('notes', 'echo') === undefined, 'release on b');
-  } finally {
-    await a.close();
-    await b.close();
-    await store.close();
-  }
-});
+  }));
 
 test('fail closed: a cache not confirmed for staleAfterMs answers 503; recovers when the store returns', async () => {
   let now = 1_000_000;
@@ -126,43 +122,29 @@ test('fail closed: a cache not confirmed for staleAfterMs answers 503; recovers 
   }
 });
 
-test('a missed message is caught by the version poll', async () => {
-  const store = new MemoryStateStore();
-  const a = new Containment(store, { pollMs: 60_000 });
-  const b = new Containment(store, { pollMs: 20 });
-  await a.start();
-  await b.start();
-  try {
+test('a missed message is caught by the version poll', () =>
+  withReplicas(async (_a, b, store) => {
     // Write behind pub/sub's back, as if the message had been lost.
     await store.set('containment:revoked:subject:x', JSON.stringify({ kind: 'subject', value: 'mallory', at: new Date().toISOString(), by: 't' }));
     await store.increment('containment:version', 1, 1e9);
     await until(() => b.revocationOf(principal({ subject: 'mallory' })) !== undefined, 'poll picks up the change');
-  } finally {
-    await a.close();
-    await b.close();
-  }
-});
+  }, 20));
 
-test('ending sessions: every replica closes its matching sessions and reports', async () => {
-  const store = new MemoryStateStore();
-  const a = new Containment(store, { pollMs: 60_000 });
-  const b = new Containment(store, { pollMs: 60_000 });
-  await a.start();
-  await b.start();
-  const closed: string[] = [];
-  const mk = (id: string, subject: string, client = 'c'): LocalSession => ({
-    id,
-    mount: 'notes',
-    owner: `https://as\u0000${subject}\u0000${client}`,
-    createdAt: Date.now(),
-    lastSeen: Date.now(),
-    close: async () => void closed.push(id),
-  });
-  const onA = [mk('s1', 'alice'), mk('s2', 'bob')];
-  const onB = [mk('s3', 'alice', 'd'), mk('s4', 'carol')];
-  a.attachSessions({ all: () => onA });
-  b.attachSessions({ all: () => onB });
-  try {
+test('ending sessions: every replica closes its matching sessions and reports', () =>
+  withReplicas(async (a, b) => {
+    const closed: string[] = [];
+    const mk = (id: string, subject: string, client = 'c'): LocalSession => ({
+      id,
+      mount: 'notes',
+      owner: `https://as\u0000${subject}\u0000${client}`,
+      createdAt: Date.now(),
+      lastSeen: Date.now(),
+      close: async () => void closed.push(id),
+    });
+    const onA = [mk('s1', 'alice'), mk('s2', 'bob')];
+    const onB = [mk('s3', 'alice', 'd'), mk('s4', 'carol')];
+    a.attachSessions({ all: () => onA });
+    b.attachSessions({ all: () => onB });
     const r = await a.endSessions({ subject: 'alice' }, 'test', 200);
     assert.deepEqual(closed.sort(), ['s1', 's3']);
     assert.equal(r.ended, 2);
@@ -175,11 +157,7 @@ test('ending sessions: every replica closes its matching sessions and reports', 
     assert.equal(all.find((s) => s.id === 's3')!.clientId, 'd');
     // an empty selector matches nothing
     assert.equal(sessionMatches(mk('x', 'alice'), {}), false);
-  } finally {
-    await a.close();
-    await b.close();
-  }
-});
+  }));
 
 test('failOpenRateLimits: lets takeToken through only on ERR_BASTION_STATE_UNAVAILABLE; the default view fails closed', async () => {
   const store = switchable(new MemoryStateStore());
