@@ -103,6 +103,14 @@ export async function startGatewayFromConfig(loaded: LoadedConfig, options: Full
     outputSanitizerStage({ audit: env.audit, sanitize: config.sanitize }),
   ];
 
+  /** What this function set up around the server, released in reverse order (on failure and at close). */
+  const releaseLayers = async (): Promise<void> => {
+    identity.close();
+    await containment.close();
+    await audit.close();
+    if (!options.store) await store.close();
+  };
+
   let gw: Gateway;
   try {
     gw = await startGateway(loaded, {
@@ -125,10 +133,7 @@ export async function startGatewayFromConfig(loaded: LoadedConfig, options: Full
       },
     });
   } catch (err) {
-    identity.close();
-    await containment.close();
-    await audit.close();
-    if (!options.store) await store.close();
+    await releaseLayers();
     throw err;
   }
   containment.attachSessions(gw.sessions);
@@ -138,10 +143,7 @@ export async function startGatewayFromConfig(loaded: LoadedConfig, options: Full
       admin = await startAdminServer({ config: config.admin, baseDir: loaded.baseDir, containment, audit, logger });
     } catch (err) {
       await gw.close();
-      identity.close();
-      await containment.close();
-      await audit.close();
-      if (!options.store) await store.close();
+      await releaseLayers();
       throw err;
     }
   }
@@ -151,10 +153,7 @@ export async function startGatewayFromConfig(loaded: LoadedConfig, options: Full
     async close() {
       await admin?.close();
       await close();
-      identity.close();
-      await containment.close();
-      await audit.close();
-      if (!options.store) await store.close();
+      await releaseLayers();
     },
   });
 }
