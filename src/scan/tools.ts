@@ -130,8 +130,9 @@ async function compareLockfile(listing: Listing, opts: ScanServerOptions, out: L
   const lock = await readLockfile(opts.lockfile);
   const names = Object.keys(lock.servers);
   const server = opts.lockfileServer ?? (names.length === 1 ? names[0] : undefined);
+  if (names.length === 0) throw new Error(`--lockfile ${opts.lockfile}: no server is pinned in it (is the path right? bastion pin approve writes the pins)`);
   if (!server || !lock.servers[server]) {
-    throw new Error(`--lockfile ${opts.lockfile}: ${server ? `no server "${server}" in it` : `it pins ${names.length} servers (${names.join(', ') || 'none'}): name one with --lockfile-server`}`);
+    throw new Error(`--lockfile ${opts.lockfile}: ${server ? `no server "${server}" in it (it pins ${names.join(', ')})` : `it pins ${names.length} servers (${names.join(', ')}): name one with --lockfile-server`}`);
   }
   const pins = lock.servers[server]!.pins;
   const current = new Map<string, { kind: DefinitionKind; def: RawDefinition }>();

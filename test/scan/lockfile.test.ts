@@ -11,7 +11,7 @@ import { scanServer } from '../../src/scan/index.js';
 import { listServer } from '../../src/scan/tools.js';
 import { everythingStdio } from '../helpers/gateway.js';
 
-test('lockfile comparison: a changed tool is a possible rug pull, an unpinned one is new, a vanished one removed', async () => {
+test('lockfile comparison: a changed tool is a possible rug pull, an unpinned one is new, a vanished one removed; a wrong path or server name is named', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'bastion-scan-lock-'));
   try {
     const target = { kind: 'stdio' as const, ...everythingStdio() };
@@ -42,6 +42,10 @@ test('lockfile comparison: a changed tool is a possible rug pull, an unpinned on
     const ok = await scanServer(target, { lockfile: file });
     assert.deepEqual(ok.layers.tools.findings.filter((f) => f.id.startsWith('tools.lockfile.')), []);
     assert.match(ok.layers.tools.passed.join('\n'), /pinned definitions unchanged/);
+
+    // A wrong path or server name says so (a missing file reads as an empty lockfile).
+    await assert.rejects(scanServer(target, { lockfile: join(dir, 'missing.json') }), /missing\.json: no server is pinned in it \(is the path right\?/);
+    await assert.rejects(scanServer(target, { lockfile: file, lockfileServer: 'nope' }), /no server "nope" in it \(it pins everything\)/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
