@@ -10,6 +10,8 @@
  * Descriptions are fixed strings chosen here: nothing from the token is ever echoed.
  */
 import { BastionError, type ErrorCode } from '../errors.js';
+import type { MountAuthConfig } from '../config/auth.js';
+import { resourceMetadataUrl } from './resource.js';
 
 export type Scheme = 'Bearer' | 'DPoP';
 export type ChallengeError = 'invalid_request' | 'invalid_token' | 'insufficient_scope' | 'invalid_dpop_proof' | 'use_dpop_nonce';
@@ -22,6 +24,11 @@ export interface ChallengeTarget {
   /** DPoP policy of the mount; `undefined` means DPoP is not offered. */
   dpop: 'required' | 'optional' | undefined;
   dpopAlgorithms: readonly string[];
+}
+
+/** A mount's challenge target, from its canonical resource and its `auth` block. */
+export function mountChallengeTarget(resource: string, auth: Pick<MountAuthConfig, 'scopes' | 'dpop'>, dpopAlgorithms: readonly string[]): ChallengeTarget {
+  return { resourceMetadataUrl: resourceMetadataUrl(resource), scopes: auth.scopes, dpop: auth.dpop, dpopAlgorithms };
 }
 
 function quote(v: string): string {

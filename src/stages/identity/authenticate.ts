@@ -13,7 +13,8 @@ import type { AuditLog } from '../../audit/types.js';
 import type { StateStore } from '../../stores/types.js';
 import type { RequestContext, Stage } from '../../pipeline/context.js';
 import { ANONYMOUS, type AuthMethod, type CertificateIdentity, type Principal } from '../../identity/types.js';
-import { authRequired, resourceMetadataUrl } from '../../identity/resource.js';
+import { authRequired } from '../../identity/resource.js';
+import { requestAuditBase } from '../../audit/request.js';
 import {
   clientCertRequiredError,
   insufficientScopeError,
@@ -21,6 +22,7 @@ import {
   invalidRequestError,
   invalidTokenError,
   missingCredentialsError,
+  mountChallengeTarget,
   useDpopNonceError,
   type ChallengeTarget,
   type Scheme,
@@ -111,12 +113,7 @@ export function identityStage(deps: IdentityStageDeps): Stage {
     const u = new URL(ctx.mount.resource);
     const suffix = `/mcp/${ctx.mount.name}`;
     m = {
-      target: {
-        resourceMetadataUrl: resourceMetadataUrl(ctx.mount.resource),
-        scopes: a.scopes,
-        dpop: a.dpop,
-        dpopAlgorithms: dpopCfg.algorithms,
-      },
+      target: mountChallengeTarget(ctx.mount.resource, a, dpopCfg.algorithms),
       required: authRequired(config, a),
       scopes: a.scopes,
       dpop: a.dpop,
@@ -254,7 +251,7 @@ export function identityStage(deps: IdentityStageDeps): Stage {
       } catch (e) {
         const reason = isBastionError(e) ? e.reason : 'internal_error';
         ctx.decisions.push({ stage: IDENTITY_STAGE, outcome: 'deny', reason });
-        const common = { requestId: ctx.requestId, sessionId: ctx.session?.id, mount: ctx.mount.name, clientIp: ctx.http.remoteAddress };
+        const common = requestAuditBase(ctx);
         audit.emit({
           type: 'auth.failed',
           outcome: 'failure',
@@ -273,11 +270,7 @@ export function identityStage(deps: IdentityStageDeps): Stage {
         audit.emit({
           type: 'auth.succeeded',
           outcome: 'success',
-          requestId: ctx.requestId,
-          sessionId: ctx.session?.id,
-          mount: ctx.mount.name,
-          clientIp: ctx.http.remoteAddress,
-          principal: { subject: p.subject, issuer: p.issuer, clientId: p.clientId, authMethod: p.authMethod, tokenId: p.tokenId },
+          ...requestAuditBase(ctx),
           authMethod: p.authMethod,
         });
       }

@@ -8,8 +8,8 @@
 import type { Stage } from '../../pipeline/context.js';
 import type { AuditLog } from '../../audit/types.js';
 import type { Containment } from '../../containment/containment.js';
-import { invalidTokenError } from '../../identity/challenges.js';
-import { resourceMetadataUrl } from '../../identity/resource.js';
+import { invalidTokenError, mountChallengeTarget } from '../../identity/challenges.js';
+import { requestAuditBase } from '../../audit/request.js';
 import { isBastionError } from '../../errors.js';
 import type { Config } from '../../config/schema.js';
 
@@ -39,10 +39,7 @@ export function revocationStage(deps: RevocationStageDeps): Stage {
           type: 'auth.failed',
           outcome: 'failure',
           reason,
-          requestId: ctx.requestId,
-          sessionId: ctx.session?.id,
-          mount: ctx.mount.name,
-          clientIp: ctx.http.remoteAddress,
+          ...requestAuditBase(ctx),
           authMethod: p.authMethod,
           error: isBastionError(e) ? e.code : 'ERR_BASTION_INTERNAL',
           status: isBastionError(e) ? e.status : 500,
@@ -51,9 +48,8 @@ export function revocationStage(deps: RevocationStageDeps): Stage {
       }
       if (revoked === undefined) return;
       ctx.decisions.push({ stage: REVOCATION_STAGE, outcome: 'deny', reason: 'token_revoked', detail: { kind: revoked.kind } });
-      const a = ctx.mount.config.auth;
       const err = invalidTokenError(
-        { resourceMetadataUrl: resourceMetadataUrl(ctx.mount.resource), scopes: a.scopes, dpop: a.dpop, dpopAlgorithms: deps.config.auth.dpop.algorithms },
+        mountChallengeTarget(ctx.mount.resource, ctx.mount.config.auth, deps.config.auth.dpop.algorithms),
         'token_revoked',
         'the token or its holder has been revoked',
         p.authMethod.includes('dpop') ? 'DPoP' : 'Bearer',
@@ -62,11 +58,7 @@ export function revocationStage(deps: RevocationStageDeps): Stage {
         type: 'auth.failed',
         outcome: 'failure',
         reason: 'token_revoked',
-        requestId: ctx.requestId,
-        sessionId: ctx.session?.id,
-        mount: ctx.mount.name,
-        clientIp: ctx.http.remoteAddress,
-        principal: { subject: p.subject, issuer: p.issuer, clientId: p.clientId, authMethod: p.authMethod, tokenId: p.tokenId },
+        ...requestAuditBase(ctx),
         authMethod: p.authMethod,
         error: err.code,
         status: err.status,
