@@ -102,6 +102,12 @@ export function checkOutputSchema(outputSchema: Record<string, unknown> | undefi
   if (!('structuredContent' in result) || result.structuredContent === undefined) {
     return { ok: false, reason: 'missing', message: 'the tool declares an outputSchema but the result has no structuredContent' };
   }
-  if (validate(result.structuredContent)) return { ok: true };
+  try {
+    if (validate(result.structuredContent)) return { ok: true };
+  } catch (err) {
+    // e.g. RangeError from a $ref loop the compiler let through: fail closed, as the argument path does.
+    const m = err instanceof Error ? err.message : String(err);
+    return { ok: false, reason: 'schema_unusable', message: `validation against the outputSchema failed: ${m.replace(/[\u0000-\u001f]/g, ' ').slice(0, 200)}` }; // eslint-disable-line no-control-regex
+  }
   return { ok: false, reason: 'invalid', message: describe(validate.errors?.[0]) };
 }

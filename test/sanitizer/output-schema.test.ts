@@ -40,3 +40,14 @@ test('a hostile pattern cannot backtrack catastrophically (RE2)', { timeout: 30_
   const r = checkOutputSchema(s, { structuredContent: { a: 'a'.repeat(50_000) + '!' } });
   assert.equal(r.ok, false);
 });
+
+test('a schema whose validation recurses without end fails closed instead of throwing', () => {
+  // $dynamicRef without a $dynamicAnchor, and a not/anyOf $ref loop: ajv compiles both, validation overflows the stack.
+  for (const s of [
+    { $dynamicRef: '#x' },
+    { $defs: { a: { anyOf: [{ $ref: '#/$defs/b' }] }, b: { not: { $ref: '#/$defs/a' } } }, type: 'object', properties: { x: { $ref: '#/$defs/a' } } },
+  ]) {
+    const r = checkOutputSchema(s, { structuredContent: { x: 1 } });
+    assert.ok(!r.ok && r.reason === 'schema_unusable', JSON.stringify(r));
+  }
+});
