@@ -13,6 +13,7 @@
 import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
+import { text as readAll } from 'node:stream/consumers';
 import type { Command } from 'commander';
 import { scanText, type ScanReport, type Verdict } from '../sanitizer/scan.js';
 import { DEFAULT_POLICY, type InjectionAction, type SanitizePolicy } from '../sanitizer/types.js';
@@ -78,13 +79,8 @@ async function runJsonl(file: string, opts: ScanTextOptions): Promise<number> {
   return bad ? 2 : 0;
 }
 
-async function readInput(file: string): Promise<string> {
-  if (file === '-') {
-    const chunks: Buffer[] = [];
-    for await (const c of process.stdin) chunks.push(c as Buffer);
-    return Buffer.concat(chunks).toString('utf8');
-  }
-  return readFile(file, 'utf8');
+function readInput(file: string): Promise<string> {
+  return file === '-' ? readAll(process.stdin) : readFile(file, 'utf8');
 }
 
 export function register(program: Command): void {

@@ -7,6 +7,7 @@
  * that verdict); 2 when the input cannot be read.
  */
 import { readFile } from 'node:fs/promises';
+import { text as readAll } from 'node:stream/consumers';
 import type { Command } from 'commander';
 import { parseDefinitions } from '../integrity/definitions.js';
 import { scanTools } from '../integrity/scan.js';
@@ -27,13 +28,8 @@ export interface ScanToolsOutput {
   results: ScanResult[];
 }
 
-async function readInput(file: string): Promise<string> {
-  if (file === '-') {
-    const chunks: Buffer[] = [];
-    for await (const c of process.stdin) chunks.push(c as Buffer);
-    return Buffer.concat(chunks).toString('utf8');
-  }
-  return readFile(file, 'utf8');
+function readInput(file: string): Promise<string> {
+  return file === '-' ? readAll(process.stdin) : readFile(file, 'utf8');
 }
 
 /** `--known FILE`: `[{server, name, description}]`, or `{SERVER: tools[] | tools/list result}`. */
