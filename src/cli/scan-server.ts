@@ -94,7 +94,11 @@ export function register(program: Command): void {
         t = { kind: 'http', url };
       }
       const token = opts.token ?? process.env.BASTION_SCAN_TOKEN;
-      const ca = opts.ca ? await readFile(opts.ca) : undefined;
+      const ca = opts.ca
+        ? await readFile(opts.ca).catch((err: NodeJS.ErrnoException) => {
+            throw new Error(`--ca ${opts.ca}: cannot read it (${err.code ?? err.message})`, { cause: err });
+          })
+        : undefined;
       const tty = process.stderr.isTTY === true;
       let report: PostureReport;
       try {

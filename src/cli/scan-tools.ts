@@ -32,6 +32,20 @@ function readInput(file: string): Promise<string> {
   return file === '-' ? readAll(process.stdin) : readFile(file, 'utf8');
 }
 
+/** `--known FILE` read and parsed; a failure names the flag, the file and what was wrong. */
+async function readKnown(file: string): Promise<KnownTool[]> {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(await readFile(file, 'utf8'));
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new Error(`--known ${file}: ${code ? `cannot read it (${code})` : `not JSON (${(err as Error).message})`}`, { cause: err });
+  }
+  const k = parseKnown(doc);
+  if (typeof k === 'string') throw new Error(`--known ${file}: ${k}`);
+  return k;
+}
+
 /** `--known FILE`: `[{server, name, description}]`, or `{SERVER: tools[] | tools/list result}`. */
 export function parseKnown(doc: unknown): KnownTool[] | string {
   if (Array.isArray(doc)) {
@@ -110,12 +124,7 @@ export function register(program: Command): void {
     .action(async (file: string, opts: { format: string; known?: string; server?: string; failOn: string }) => {
       if (opts.format !== 'json' && opts.format !== 'text') throw new Error(`--format must be json or text, not "${opts.format}"`);
       if (!['block', 'warn', 'never'].includes(opts.failOn)) throw new Error(`--fail-on must be block, warn or never, not "${opts.failOn}"`);
-      let known: KnownTool[] | undefined;
-      if (opts.known) {
-        const k = parseKnown(JSON.parse(await readFile(opts.known, 'utf8')) as unknown);
-        if (typeof k === 'string') throw new Error(`--known ${opts.known}: ${k}`);
-        known = k;
-      }
+      const known = opts.known ? await readKnown(opts.known) : undefined;
       let text: string;
       try {
         text = await readInput(file);

@@ -178,6 +178,9 @@ test('a bad target fails with exit code 2 and a message that says what to do', a
   const r = await bastion(['scan', 'server', 'not a url']);
   assert.notEqual(r.code, 0);
   assert.match(r.stderr, /not a URL.*--stdio/);
+  const ca = await bastion(['scan', 'server', 'https://127.0.0.1:9/mcp', '--ca', join(dir, 'missing-ca.pem')]);
+  assert.notEqual(ca.code, 0);
+  assert.match(ca.stderr, /--ca \S*missing-ca\.pem: cannot read it \(ENOENT\)/);
   const s = await bastion(['scan', 'server', '--format', 'json', '--stdio', '--', process.execPath, '-e', 'process.exit(3)'], { BASTION_SCAN_TOKEN: 'tok-must-not-leak' });
   assert.equal(s.code, 2);
   assert.match(s.stderr, /the scan could not run/);

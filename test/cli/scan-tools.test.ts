@@ -45,7 +45,7 @@ test('text format and --fail-on', () => {
   assert.deepEqual(parseKnown({ mail: [{ name: 'send_email' }] }), [{ server: 'mail', name: 'send_email', description: undefined }]);
 });
 
-test('the real command: file and stdin, exit 0, JSON on stdout', () => {
+test('the real command: file and stdin, exit 0, JSON on stdout; a bad --known file named', () => {
   const dir = mkdtempSync(join(tmpdir(), 'scan-'));
   const file = join(dir, 'tools.json');
   writeFileSync(file, JSON.stringify({ tools }));
@@ -56,4 +56,13 @@ test('the real command: file and stdin, exit 0, JSON on stdout', () => {
   const b = spawnSync(process.execPath, ['--import', 'tsx', main, 'scan', 'tools', '-', '--fail-on', 'block'], { encoding: 'utf8', input: JSON.stringify(tools) });
   assert.equal(b.status, 1);
   assert.match(b.stdout, /BLOCK add/);
+  // A bad --known file: the message names the flag, the file and what is wrong with it.
+  const bad = join(dir, 'known.json');
+  writeFileSync(bad, '{"mail": [');
+  const c = spawnSync(process.execPath, ['--import', 'tsx', main, 'scan', 'tools', file, '--known', bad], { encoding: 'utf8' });
+  assert.notEqual(c.status, 0);
+  assert.match(c.stderr, /--known \S*known\.json: not JSON \(/);
+  const d = spawnSync(process.execPath, ['--import', 'tsx', main, 'scan', 'tools', file, '--known', join(dir, 'missing.json')], { encoding: 'utf8' });
+  assert.notEqual(d.status, 0);
+  assert.match(d.stderr, /--known \S*missing\.json: cannot read it \(ENOENT\)/);
 });
