@@ -16,7 +16,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { BastionError } from '../errors.js';
-import { cleanFieldsForAudit } from './redact.js';
+import { cleanFieldsForAudit, REDACTED } from './redact.js';
+import { redactArgumentsForLog } from '../sanitizer/arguments.js';
 import { isKnownEventType } from './events.js';
 import type { AuditEvent, AuditLog, AuditLogStats, AuditMetricsHooks, AuditQueuePolicy, AuditSink } from './types.js';
 
@@ -144,6 +145,13 @@ export function prepareEvent(raw: AuditEvent, at: number): AuditEvent {
   if (id === UNSET) out.id = randomUUID();
   out.time = typeof time === 'string' ? time : isoTime(at);
   out.outcome = outcome === UNSET ? 'info' : (outcome ?? 'info');
+  // Tool arguments come from the client: besides the generic scrub above, they go through the
+  // output sanitizer's secret detectors (cloud and SaaS key formats, webhooks, PEM bodies,
+  // high-entropy values), the same ones that redact tool results. The cleaned value is already
+  // bounded (strings cut and hashed past maxString), so nothing is cut here.
+  if (out.args !== undefined && out.args !== null) {
+    out.args = redactArgumentsForLog(out.args, { maxString: Infinity, maxDepth: EVENT_LIMITS.maxDepth + 1, maxItems: Infinity, keyPlaceholder: REDACTED }).value;
+  }
   return out as AuditEvent;
 }
 

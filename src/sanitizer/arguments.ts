@@ -16,6 +16,8 @@ export interface ArgumentLogOptions {
   maxDepth?: number;
   /** Most keys kept per object / items per array. Default 50. */
   maxItems?: number;
+  /** What replaces a value under a secret-named key. Default `[REDACTED:by-key]`. */
+  keyPlaceholder?: string;
 }
 
 export interface ArgumentLogSummary {
@@ -48,6 +50,7 @@ export function redactArgumentsForLog(args: unknown, opts: ArgumentLogOptions = 
   const maxString = opts.maxString ?? 256;
   const maxDepth = opts.maxDepth ?? 8;
   const maxItems = opts.maxItems ?? 50;
+  const keyPlaceholder = opts.keyPlaceholder ?? placeholder('by-key');
   const redacted: Record<string, number> = {};
   let truncated = false;
   const seen = new WeakSet<object>();
@@ -87,10 +90,14 @@ export function redactArgumentsForLog(args: unknown, opts: ArgumentLogOptions = 
     const keys = Object.keys(v);
     for (const k of keys.slice(0, maxItems)) {
       const val = (v as Record<string, unknown>)[k];
+      let item: unknown;
       if (isSecretKey(k) && val !== null && val !== undefined && val !== '') {
         count('by-key');
-        out[k] = placeholder('by-key');
-      } else out[k] = walk(val, depth + 1);
+        item = keyPlaceholder;
+      } else item = walk(val, depth + 1);
+      // `__proto__` stays a field (an assignment would set the prototype instead).
+      if (k === '__proto__') Object.defineProperty(out, k, { value: item, enumerable: true, writable: true, configurable: true });
+      else out[k] = item;
     }
     if (keys.length > maxItems) {
       truncated = true;

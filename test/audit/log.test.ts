@@ -231,3 +231,18 @@ test('an event that cannot be cleaned takes its place on the record as a failure
   assert.equal(written[1]!.type, 'session.created');
   await log.close();
 });
+
+test('tool arguments in the record go through the output sanitizer\'s secret detectors too (webhooks, SaaS keys, PEM bodies)', async () => {
+  const { FAKE } = await import('../sanitizer/fakes.js');
+  const written: Array<Record<string, unknown>> = [];
+  const log = createAuditLog({ sinks: [{ name: 'mem', write: async (events) => void written.push(...(events as never[])), close: async () => {} }] });
+  const secrets = [FAKE.slackWebhook, FAKE.sendgridKey, FAKE.pemBody];
+  log.emit({ type: 'tool.call.completed', outcome: 'success', tool: 'post', args: { url: secrets[0], note: `key ${secrets[1]}`, blob: `value: ${secrets[2]}`, path: '/tmp/report.txt', pin: '4921' } } as never);
+  await log.flush(2000);
+  const text = JSON.stringify(written);
+  for (const s of secrets) assert.ok(!text.includes(s), 'no secret in clear');
+  const args = written[0]!.args as Record<string, unknown>;
+  assert.equal(args.path, '/tmp/report.txt', 'ordinary arguments stay readable');
+  assert.equal(args.pin, '[redacted]', 'secret-named keys use the audit placeholder');
+  await log.close();
+});
