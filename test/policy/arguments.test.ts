@@ -207,6 +207,9 @@ test('hostile: huge, deeply nested, remote and dangling schemas are refused', gu
   refused(check({ schema: { $ref: 'https://evil.example/s.json' }, args: {} }), '(arguments)', 'schema_unsupported', 'schema_unusable');
   refused(check({ schema: { $ref: '#/$defs/missing' }, args: {} }), '(arguments)', 'schema_unsupported', 'schema_unusable');
   refused(check({ schema: { $dynamicRef: '#meta' }, args: {} }), '(arguments)', 'schema_unsupported', 'schema_unusable');
+  // A nested $id moves the base URI ajv resolves `#/...` against; the guard follows refs from the root only.
+  const nestedId = { type: 'object', $defs: { y: { type: 'string' } }, properties: { x: { $id: 'https://evil.example/x', $ref: '#/$defs/y', $defs: { y: { type: 'integer' } } } } };
+  refused(check({ schema: nestedId, args: { x: 's' } }), '(arguments)', 'schema_unsupported', 'schema_unusable');
   refused(check({ schema: 'not a schema', args: {} }), '(arguments)', 'schema_invalid', 'schema_unusable');
   refused(check({ schema: { type: 'no-such-type' }, args: {} }), '(arguments)', 'schema_invalid', 'schema_unusable');
 });
