@@ -373,6 +373,13 @@ test('DPoP: a valid proof works; every broken proof is refused', async () => {
   const stranger = await makeKey('ES256', 'stranger');
   await refused(stage, makeCtx(config, { headers: await h({}, stranger) }), 401, DPOP_ERR, 'dpop_key_mismatch');
   await refused(stage, makeCtx(config, { headers: await h({}, client, { typ: 'JWT' }) }), 401, DPOP_ERR, 'dpop_wrong_typ');
+  // Signed by another key than the one its header embeds (the client's): a forged proof.
+  const { kid: _kid, ...clientJwk } = client.publicJwk;
+  await refused(stage, makeCtx(config, { headers: await h({}, stranger, { jwk: clientJwk }) }), 401, DPOP_ERR, 'dpop_bad_signature');
+  const es384 = await makeKey('ES384', 'es384');
+  await refused(stage, makeCtx(config, { headers: await h({}, es384, { alg: 'ES384' }) }), 401, DPOP_ERR, 'dpop_alg_not_allowed');
+  await refused(stage, makeCtx(config, { headers: await h({ jti: undefined }) }), 401, DPOP_ERR, 'dpop_missing_claim');
+  await refused(stage, makeCtx(config, { headers: { authorization: `DPoP ${t}`, dpop: `${(await h()).dpop}${'A'.repeat(config.auth.dpop.maxProofBytes)}` } }), 401, DPOP_ERR, 'dpop_proof_too_large');
   await refused(stage, makeCtx(config, { headers: { authorization: `DPoP ${t}` } }), 401, DPOP_ERR, 'dpop_missing');
   const two = await h();
   await refused(stage, makeCtx(config, { headers: { ...two, dpop: `${two.dpop}, ${two.dpop}` } }), 401, DPOP_ERR, 'dpop_malformed');
