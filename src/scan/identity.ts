@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { control } from './controls.js';
-import { describe, header, initializeBody, isResponse, jsonOf, MCP_HEADERS, probe, type ProbeResult } from './http.js';
+import { describe, header, initializeBody, isResponse, jsonOf, MCP_HEADERS, probe, PROTOCOL_VERSION, type ProbeResult } from './http.js';
 import { isLoopbackHost } from './transport.js';
 import { emptyLayer, type LayerResult, type ScanServerOptions } from './types.js';
 
@@ -229,13 +229,13 @@ export async function checkIdentity(url: URL, opts: ScanServerOptions, auth: Rec
       } else out.passed.push(`session ids look random (~${bits} bits each, ${ids.length} sampled)`);
       if (!facts.open && auth.authorization) {
         const sid = ids[0]!;
-        await probe(url, { ...base, body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }), headers: { ...MCP_HEADERS, ...auth, 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' } });
-        const r = await probe(url, { ...base, body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/list', params: {} }), headers: { ...MCP_HEADERS, 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' } });
+        await probe(url, { ...base, body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }), headers: { ...MCP_HEADERS, ...auth, 'mcp-session-id': sid, 'mcp-protocol-version': PROTOCOL_VERSION } });
+        const r = await probe(url, { ...base, body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/list', params: {} }), headers: { ...MCP_HEADERS, 'mcp-session-id': sid, 'mcp-protocol-version': PROTOCOL_VERSION } });
         if (isResponse(r) && r.status === 200 && jsonOf(r)?.result !== undefined) {
           out.findings.push({ id: 'identity.session-as-credential', severity: 'critical', title: 'A session id alone grants access', control: control('I7'), evidence: `tools/list with mcp-session-id and no Authorization answered ${describe(r)}`, fix: 'Authenticate every request; bind sessions to the principal that created them (MCP security best practices: session hijacking).' });
         } else out.passed.push(`a session id without credentials is refused (${isResponse(r) ? r.status : describe(r)})`);
       }
-      for (const sid of ids) await probe(url, { method: 'DELETE', headers: { ...auth, 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' }, timeoutMs, ca: opts.ca });
+      for (const sid of ids) await probe(url, { method: 'DELETE', headers: { ...auth, 'mcp-session-id': sid, 'mcp-protocol-version': PROTOCOL_VERSION }, timeoutMs, ca: opts.ca });
     }
   } else out.passed.push('session ids: not sampled (authentication required; scan with --token to sample them)');
   return { layer: out, facts };

@@ -5,7 +5,7 @@
 import { connect, type ConnectionOptions, type PeerCertificate, type SecureVersion } from 'node:tls';
 import { isIP } from 'node:net';
 import { control } from './controls.js';
-import { describe, header, initializeBody, isResponse, jsonOf, MCP_HEADERS, probe, type ProbeResult } from './http.js';
+import { describe, header, initializeBody, isResponse, jsonOf, MCP_HEADERS, probe, PROTOCOL_VERSION, type ProbeResult } from './http.js';
 import { emptyLayer, type LayerResult, type ScanServerOptions } from './types.js';
 
 export function isLoopbackHost(host: string): boolean {
@@ -200,7 +200,7 @@ async function checkOriginHostVersion(url: URL, opts: ScanServerOptions, out: La
     return;
   }
   const sid = header(init, 'mcp-session-id');
-  const proto = String((jsonOf(init)?.result as Record<string, unknown> | undefined)?.protocolVersion ?? '2025-11-25');
+  const proto = String((jsonOf(init)?.result as Record<string, unknown> | undefined)?.protocolVersion ?? PROTOCOL_VERSION);
   const sh: Record<string, string> = sid ? { 'mcp-session-id': sid } : {};
   await probe(url, { ...base, body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }), headers: { ...MCP_HEADERS, ...auth, ...sh, 'mcp-protocol-version': proto } });
   const bad = await probe(url, { ...base, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' }), headers: { ...MCP_HEADERS, ...auth, ...sh, 'mcp-protocol-version': '1999-01-01' } });
