@@ -96,8 +96,10 @@ async function fetchJson(f: typeof fetch, url: string, init: RequestInit, timeou
   let res: Response;
   try {
     res = await f(url, { ...init, redirect: 'error', signal: AbortSignal.timeout(timeoutMs) });
-  } catch {
+  } catch (err) {
     // One retry: a pooled keep-alive connection the server has just closed fails with ECONNRESET.
+    // Not after a timeout: the server is slow, and asking again would only double the wait.
+    if ((err as { name?: string }).name === 'TimeoutError') throw err;
     res = await f(url, { ...init, redirect: 'error', signal: AbortSignal.timeout(timeoutMs) });
   }
   const text = await res.text();
@@ -263,8 +265,9 @@ export function createTokenVerifier(auth: AuthConfig, options: TokenVerifierOpti
       payload = await attempt();
     } catch (err) {
       const mapped = mapJoseError(err);
-      if (!mapped.unavailable) throw mapped;
-      // One retry when the JWKS fetch failed (e.g. a keep-alive connection closed under us).
+      // One retry when the JWKS fetch failed (e.g. a keep-alive connection closed under us);
+      // not after a timeout, which a second try would only repeat.
+      if (!mapped.unavailable || (err as { code?: string }).code === 'ERR_JWKS_TIMEOUT') throw mapped;
       try {
         payload = await attempt();
       } catch (err2) {

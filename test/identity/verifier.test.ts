@@ -140,6 +140,34 @@ test('a JWKS connection reset once is retried (stale keep-alive), not a 503', as
   }
 });
 
+test('a JWKS or introspection endpoint that times out is asked once per verification, not twice', async () => {
+  let hits = 0;
+  const server = createServer(() => {
+    hits++; // never answers
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  try {
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const jwksOnly = makeConfig(undefined, (c) => {
+      c.auth.issuers = [{ issuer: iss.url, jwksUri: `${base}/jwks` }];
+      c.auth.jwks.timeoutMs = 100;
+    });
+    await rejects(createTokenVerifier(jwksOnly.auth).verify(await iss.mint(), RESOURCE), 'issuer_unavailable', true);
+    assert.equal(hits, 1, 'JWKS fetched once');
+    hits = 0;
+    const introspecting = makeConfig(iss, (c) => {
+      c.auth.issuers[0].introspection.endpoint = `${base}/introspect`;
+      c.auth.issuers[0].introspection.timeoutMs = 100;
+    });
+    await rejects(createTokenVerifier(introspecting.auth, { env: { TEST_INTROSPECTION_SECRET: iss.clientSecret } }).verify('opaque-slow', RESOURCE), 'issuer_unavailable', true);
+    assert.equal(hits, 1, 'introspection asked once');
+  } finally {
+    server.closeAllConnections();
+    server.close();
+  }
+});
+
 test('JWKS unreachable: 503-class refusal, not invalid_token', async () => {
   const cfg = makeConfig(undefined, (c) => (c.auth.issuers = [{ issuer: iss.url, jwksUri: 'http://127.0.0.1:9/jwks' }]));
   await rejects(createTokenVerifier(cfg.auth).verify(await iss.mint(), RESOURCE), 'issuer_unavailable', true);
