@@ -5,18 +5,16 @@
  * - Each schema is compiled once (ajv) and cached: by object identity first (the session's
  *   catalog keeps the same objects until the tool list changes), then by a SHA-256 of its JSON.
  * - Unknown top-level arguments are refused by default, whatever the schema says.
- * - Hostile schemas: checked before compiling (schema-guard.ts: size, depth, $ref cycles and
- *   blow-ups, nothing remote), compiled with `inlineRefs: false` (no code-size explosion) and
- *   with RE2 (re2js) for `pattern`/`patternProperties`: linear-time matching, so a regex such as
- *   `^(a+)+$` cannot backtrack catastrophically. `format` is an annotation (2020-12 default) and
- *   not asserted. A schema that fails any of this makes calls to that tool fail closed.
+ * - Hostile schemas: guarded and compiled by json-schema-engine.ts (size, depth, $ref cycles and
+ *   blow-ups, nothing remote; no code-size explosion; RE2 for `pattern`/`patternProperties`;
+ *   linear uniqueItems). A schema that fails any of this makes calls to that tool fail closed.
  * - Arguments: size and nesting depth bounded before any validation runs.
  */
 import { createHash } from 'node:crypto';
-import { Ajv, type Options, type ValidateFunction, type ErrorObject } from 'ajv';
-import { Ajv2020 } from 'ajv/dist/2020.js';
+import type { Ajv, ValidateFunction, ErrorObject } from 'ajv';
 import { RE2JS } from 're2js';
-import { checkSchema, declaredProperties, forEachSubschema, jsonDepth } from './schema-guard.js';
+import { clip, compilePrepared, newSchemaEngine, prepareSchema, UNIQUE_KEYWORD, type Dialect } from './json-schema-engine.js';
+import { declaredProperties, jsonDepth } from './schema-guard.js';
 import type { ArgumentConstraint, ArgumentLimits } from './types.js';
 
 export type ArgumentCheck =
@@ -39,70 +37,6 @@ interface Compiled {
   problem?: { rule: string; message: string } | undefined;
   names: Set<string>;
   patterns: RE2JS[];
-}
-
-/**
- * ajv's regular-expression hook, backed by RE2 (linear time). JS `test` semantics: unanchored
- * search. `toString` must be unique per pattern: ajv caches compiled patterns by it.
- */
-function re2Engine(pattern: string, flags: string): { test(s: string): boolean; toString(): string } {
-  const re = RE2JS.compile(pattern);
-  const key = `re2:/${pattern}/${flags}`;
-  return { test: (s: string) => re.matcher(s).find(), toString: () => key };
-}
-re2Engine.code = 're2';
-
-const AJV_OPTIONS: Options = {
-  strict: false,
-  allErrors: false,
-  verbose: false,
-  inlineRefs: false,
-  addUsedSchema: false,
-  validateSchema: true,
-  validateFormats: false,
-  ownProperties: true,
-  logger: false,
-  loopRequired: 16,
-  loopEnum: 16,
-  unicodeRegExp: true,
-  code: { regExp: re2Engine, optimize: 1 },
-};
-
-const UNIQUE_KEYWORD = 'x-bastion-unique-items';
-
-/** JSON with object keys sorted: equal JSON values (JSON Schema equality) give equal strings. */
-function canonical(v: unknown): string {
-  if (typeof v !== 'object' || v === null) return JSON.stringify(v) ?? 'null';
-  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
-  const keys = Object.keys(v).sort();
-  return `{${keys.map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`).join(',')}}`;
-}
-
-function uniqueItems(_schema: unknown, data: unknown): boolean {
-  if (!Array.isArray(data)) return true;
-  const seen = new Set<string>();
-  for (const item of data) {
-    const k = canonical(item);
-    if (seen.has(k)) return false;
-    seen.add(k);
-  }
-  return true;
-}
-
-function addKeywords(ajv: Ajv): Ajv {
-  ajv.addKeyword({
-    keyword: UNIQUE_KEYWORD,
-    schemaType: 'boolean',
-    errors: false,
-    validate: uniqueItems,
-  });
-  return ajv;
-}
-
-function clip(s: string, n = 200): string {
-  // eslint-disable-next-line no-control-regex
-  const clean = s.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, ' ');
-  return clean.length > n ? `${clean.slice(0, n)}…` : clean;
 }
 
 function pointerToPath(ptr: string): string {
@@ -151,7 +85,7 @@ export interface ArgumentValidatorOptions {
 }
 
 export class ArgumentValidator {
-  private ajv2020: Ajv2020 | undefined;
+  private ajv2020: Ajv | undefined;
   private ajv07: Ajv | undefined;
   private readonly byObject = new WeakMap<object, Map<string, Compiled>>();
   private readonly byHash = new Map<string, Compiled>();
@@ -165,55 +99,25 @@ export class ArgumentValidator {
     this.maxCached = options.maxCachedSchemas ?? 1000;
   }
 
-  private engine(dialect: '2020' | '07'): Ajv {
-    if (dialect === '07') return (this.ajv07 ??= addKeywords(new Ajv(AJV_OPTIONS)));
-    return (this.ajv2020 ??= addKeywords(new Ajv2020(AJV_OPTIONS)) as Ajv2020);
+  private engine(dialect: Dialect): Ajv {
+    if (dialect === '07') return (this.ajv07 ??= newSchemaEngine('07'));
+    return (this.ajv2020 ??= newSchemaEngine('2020'));
   }
 
   private compile(schema: unknown, json: string, limits: Readonly<ArgumentLimits>): Compiled {
     this.compiledCount++;
-    const problem = checkSchema(schema, Buffer.byteLength(json), limits);
-    if (problem) return { validate: undefined, problem, names: new Set(), patterns: [] };
-    // A private copy: ajv annotates nothing, but the upstream's objects are not ours to share.
-    const copy = JSON.parse(json) as Record<string, unknown> | boolean;
-    let dialect: '2020' | '07' = '2020';
-    if (typeof copy === 'object') {
-      const declared = typeof copy.$schema === 'string' ? copy.$schema : '';
-      if (/draft-0[4-7]/.test(declared)) dialect = '07';
-      // The meta-schema is chosen here; ajv is not asked to fetch or look one up.
-      delete copy.$schema;
-    }
-    // ajv checks uniqueItems by comparing every pair of items (quadratic): replaced by a
-    // keyword that hashes a canonical form of each item (linear).
-    forEachSubschema(copy, (n) => {
-      if (n.uniqueItems === true) {
-        delete n.uniqueItems;
-        n[UNIQUE_KEYWORD] = true;
-      } else if ('uniqueItems' in n) {
-        delete n.uniqueItems;
-      }
-    });
-    const { names, patterns } = declaredProperties(copy);
+    const prepared = prepareSchema(schema, json, limits);
+    if ('rule' in prepared) return { validate: undefined, problem: prepared, names: new Set(), patterns: [] };
+    const { names, patterns } = declaredProperties(prepared.copy);
     let compiledPatterns: RE2JS[];
     try {
       compiledPatterns = patterns.map((p) => RE2JS.compile(p));
     } catch (err) {
       return { validate: undefined, problem: { rule: 'schema_invalid', message: `has a patternProperties regex RE2 cannot run: ${clip((err as Error).message)}` }, names, patterns: [] };
     }
-    const ajv = this.engine(dialect);
-    try {
-      const validate = ajv.compile(copy);
-      return { validate, names, patterns: compiledPatterns };
-    } catch (err) {
-      return { validate: undefined, problem: { rule: 'schema_invalid', message: `cannot be compiled: ${clip((err as Error).message)}` }, names, patterns: [] };
-    } finally {
-      // Drop ajv's own reference so replaced schemas can be collected; the closure stays valid.
-      try {
-        ajv.removeSchema(copy);
-      } catch {
-        /* not cached */
-      }
-    }
+    const validate = compilePrepared(this.engine(prepared.dialect), prepared.copy);
+    if (typeof validate !== 'function') return { validate: undefined, problem: validate, names, patterns: [] };
+    return { validate, names, patterns: compiledPatterns };
   }
 
   private compiledFor(schema: unknown, limits: Readonly<ArgumentLimits>): Compiled {

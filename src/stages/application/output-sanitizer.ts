@@ -34,7 +34,7 @@ import {
   sanitizeSamplingParams,
   sanitizeToolResult,
 } from '../../sanitizer/content.js';
-import { checkOutputSchema } from '../../sanitizer/output-schema.js';
+import { checkOutputSchema } from '../../policy/output-schema.js';
 import { resolvePolicy } from '../../sanitizer/policy.js';
 import { SEVERITY_RANK, type Finding, type SanitizePolicy, type Severity } from '../../sanitizer/types.js';
 

@@ -2,37 +2,23 @@
  * `structuredContent` of a tools/call result against the tool's `outputSchema` (MCP: a server
  * that declares an output schema MUST return structured results that conform to it).
  *
- * The schema comes from the upstream, so it is hostile input: its size is bounded before
- * compiling, it is compiled with `inlineRefs: false` (no code-size blow-up) and RE2 (re2js) runs
- * `pattern`/`patternProperties` in linear time, so `^(a+)+$` cannot backtrack catastrophically.
- * Draft-07 schemas (by `$schema`) use ajv's draft-07 class, anything else JSON Schema 2020-12 (the
- * MCP default). Compiled validators are cached by the schema's JSON (bounded). A schema that cannot
- * be compiled fails closed: the result is treated as not conforming.
+ * The schema comes from the upstream, so it is hostile input: it is guarded and compiled exactly
+ * like an inputSchema (policy/json-schema-engine.ts: size, depth, $ref cycles and blow-ups,
+ * nothing remote, no code-size explosion, RE2 for patterns, linear uniqueItems; draft-04..07 by
+ * `$schema` or 2020-12, the MCP default). Compiled validators are cached per schema object and by
+ * a SHA-256 of the schema's JSON (bounded). A schema that is refused or cannot be compiled fails
+ * closed: the result is treated as not conforming.
  */
-import { Ajv, type Options, type ValidateFunction, type ErrorObject } from 'ajv';
-import { Ajv2020 } from 'ajv/dist/2020.js';
-import { RE2JS } from 're2js';
+import { createHash } from 'node:crypto';
+import type { Ajv, ValidateFunction, ErrorObject } from 'ajv';
+import { clip, compilePrepared, newSchemaEngine, prepareSchema, UNIQUE_KEYWORD, type SchemaLimits } from './json-schema-engine.js';
+import { jsonDepth } from './schema-guard.js';
 
-function re2Engine(pattern: string, flags: string): { test(s: string): boolean; toString(): string } {
-  const re = RE2JS.compile(pattern);
-  const key = `re2:/${pattern}/${flags}`;
-  return { test: (s: string) => re.matcher(s).find(), toString: () => key };
-}
-re2Engine.code = 're2';
-
-const OPTIONS: Options = {
-  strict: false,
-  allErrors: false,
-  inlineRefs: false,
-  addUsedSchema: false,
-  validateSchema: true,
-  validateFormats: false,
-  ownProperties: true,
-  logger: false,
-  code: { regExp: re2Engine, optimize: 1 },
-};
-
-const MAX_SCHEMA_CHARS = 256 * 1024;
+/**
+ * The argument path's default limits (policy/compile.ts); an operator's `limits` apply to
+ * inputSchemas only (the guard's messages name them).
+ */
+const LIMITS: Readonly<SchemaLimits> = { maxSchemaBytes: 256 * 1024, maxSchemaDepth: 48, maxSchemaCost: 2_000 };
 const CACHE_MAX = 256;
 
 let draft07: Ajv | undefined;
@@ -44,6 +30,7 @@ export type OutputSchemaCheck = { ok: true } | { ok: false; reason: 'invalid' | 
 function describe(e: ErrorObject | undefined): string {
   if (e === undefined) return 'does not conform to the outputSchema';
   const where = e.instancePath === '' ? 'structuredContent' : `structuredContent${e.instancePath.replace(/\//g, '.')}`;
+  if (e.keyword === UNIQUE_KEYWORD) return `${where} must not have duplicate items (uniqueItems)`;
   const msg = (e.message ?? 'is invalid').replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ').slice(0, 200); // eslint-disable-line no-control-regex
   return `${where} ${msg} (${e.keyword})`;
 }
@@ -64,30 +51,30 @@ function compile(schema: Record<string, unknown>): ValidateFunction | string {
 }
 
 function compileByJson(schema: Record<string, unknown>): ValidateFunction | string {
+  // Depth first: serializing a very deep value would overflow the stack.
+  if (jsonDepth(schema, LIMITS.maxSchemaDepth) > LIMITS.maxSchemaDepth) {
+    return `the outputSchema nests deeper than ${LIMITS.maxSchemaDepth} levels`;
+  }
   let json: string;
   try {
     json = JSON.stringify(schema);
   } catch {
     return 'the outputSchema is not serializable JSON';
   }
-  if (json.length > MAX_SCHEMA_CHARS) return `the outputSchema is larger than ${MAX_SCHEMA_CHARS} characters`;
-  const hit = cache.get(json);
+  const key = createHash('sha256').update(json).digest('base64url');
+  const hit = cache.get(key);
   if (hit !== undefined) return hit;
-  const dialect = typeof schema.$schema === 'string' ? schema.$schema : '';
-  const useDraft07 = /draft-0[4-7]/.test(dialect);
   let result: ValidateFunction | string;
-  try {
-    const ajv = useDraft07 ? (draft07 ??= new Ajv(OPTIONS)) : (draft2020 ??= new Ajv2020(OPTIONS));
-    const copy = JSON.parse(json) as Record<string, unknown>;
-    delete copy.$id;
-    if (!useDraft07) delete copy.$schema;
-    result = ajv.compile(copy);
-  } catch (err) {
-    const m = err instanceof Error ? err.message : String(err);
-    result = `the outputSchema cannot be compiled: ${m.replace(/[\u0000-\u001f]/g, ' ').slice(0, 200)}`; // eslint-disable-line no-control-regex
+  const prepared = prepareSchema(schema, json, LIMITS);
+  if ('rule' in prepared) {
+    result = `the outputSchema ${prepared.message} (${prepared.rule})`;
+  } else {
+    const ajv = prepared.dialect === '07' ? (draft07 ??= newSchemaEngine('07')) : (draft2020 ??= newSchemaEngine('2020'));
+    const v = compilePrepared(ajv, prepared.copy);
+    result = typeof v === 'function' ? v : `the outputSchema ${v.message}`;
   }
   if (cache.size >= CACHE_MAX) cache.delete(cache.keys().next().value as string);
-  cache.set(json, result);
+  cache.set(key, result);
   return result;
 }
 
@@ -105,9 +92,9 @@ export function checkOutputSchema(outputSchema: Record<string, unknown> | undefi
   try {
     if (validate(result.structuredContent)) return { ok: true };
   } catch (err) {
-    // e.g. RangeError from a $ref loop the compiler let through: fail closed, as the argument path does.
+    // e.g. RangeError from a recursion the guard did not foresee: fail closed.
     const m = err instanceof Error ? err.message : String(err);
-    return { ok: false, reason: 'schema_unusable', message: `validation against the outputSchema failed: ${m.replace(/[\u0000-\u001f]/g, ' ').slice(0, 200)}` }; // eslint-disable-line no-control-regex
+    return { ok: false, reason: 'schema_unusable', message: `validation against the outputSchema failed: ${clip(m)}` };
   }
   return { ok: false, reason: 'invalid', message: describe(validate.errors?.[0]) };
 }

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { checkOutputSchema } from '../../src/sanitizer/output-schema.js';
+import { checkOutputSchema } from '../../src/policy/output-schema.js';
 
 const schema = { type: 'object', properties: { temp: { type: 'number' }, city: { type: 'string' } }, required: ['temp'] };
 
@@ -50,4 +50,25 @@ test('a schema whose validation recurses without end fails closed instead of thr
     const r = checkOutputSchema(s, { structuredContent: { x: 1 } });
     assert.ok(!r.ok && r.reason === 'schema_unusable', JSON.stringify(r));
   }
+});
+
+test('a hostile outputSchema is guarded like an inputSchema: a $ref "billion laughs" is refused before compiling', () => {
+  // 24 levels, each doubling the work: the old output path compiled it (hundreds of ms, doubling per level).
+  const $defs: Record<string, unknown> = { a0: { type: 'string' } };
+  for (let i = 1; i <= 24; i++) $defs[`a${i}`] = { allOf: [{ $ref: `#/$defs/a${i - 1}` }, { $ref: `#/$defs/a${i - 1}` }] };
+  const schema = { type: 'object', properties: { x: { $ref: '#/$defs/a24' } }, $defs };
+  const r = checkOutputSchema(schema, { content: [], structuredContent: { x: 'a' } });
+  assert.equal(r.ok, false);
+  assert.equal(r.ok === false && r.reason, 'schema_unusable');
+  assert.match(r.ok === false ? r.message : '', /schema_too_costly/);
+});
+
+test('uniqueItems in an outputSchema is still enforced (by the linear keyword, not ajv\'s pairwise check)', () => {
+  const schema = { type: 'object', properties: { xs: { type: 'array', uniqueItems: true } } };
+  assert.deepEqual(checkOutputSchema(schema, { content: [], structuredContent: { xs: [{ a: 1, b: 2 }, { b: 2, a: 1 }] } }), {
+    ok: false,
+    reason: 'invalid',
+    message: 'structuredContent.xs must not have duplicate items (uniqueItems)',
+  });
+  assert.deepEqual(checkOutputSchema(schema, { content: [], structuredContent: { xs: [1, 2, 3] } }), { ok: true });
 });
