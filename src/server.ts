@@ -35,6 +35,7 @@ import { SharedStdioHub } from './upstream/shared-stdio.js';
 import type { UpstreamConnection, UpstreamHandlers } from './upstream/connection.js';
 import { buildChildSpawn } from './upstream/child-process.js';
 import { createCredentials } from './upstream/credentials.js';
+import { verifiedClientCertificate } from './tls/manager.js';
 
 /** Session end reasons that must not end the session on other replicas. */
 const SHUTDOWN = 'gateway shutting down';
@@ -421,12 +422,8 @@ export async function startGateway(loaded: LoadedConfig, options: GatewayOptions
   function newContext(req: IncomingMessage, mount: MountRuntime, path: string, query: string): RequestContext {
     const sock = req.socket as TLSSocket;
     const secure = sock.encrypted === true;
-    let peer: HttpInfo['peerCertificate'];
-    if (secure && sock.authorized) {
-      // Only a certificate the TLS layer verified against the configured CA counts.
-      const c = sock.getPeerCertificate(false);
-      if (c && Object.keys(c).length > 0 && c.raw) peer = c;
-    }
+    // Only a certificate the TLS layer verified against the configured CA counts.
+    const peer: HttpInfo['peerCertificate'] = secure ? verifiedClientCertificate(sock) : undefined;
     const http: HttpInfo = {
       method: req.method ?? 'GET',
       path,
