@@ -73,6 +73,8 @@ function nodeFlags(ctx: RowContext, name: string): string[] {
   return [
     ...(ctx.exposeGc ? ['--expose-gc'] : []),
     ...(ctx.profile ? ['--cpu-prof', '--cpu-prof-dir', join(ctx.workDir, 'profiles', name)] : []),
+    // Extra node/V8 flags for every process under test, e.g. BENCH_NODE_FLAGS="--trace-deopt".
+    ...(process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter((f) => f !== ''),
   ];
 }
 

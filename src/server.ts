@@ -31,6 +31,7 @@ import { canonicalResource } from './identity/resource.js';
 import { requestAuditBase, toolCallEvent } from './audit/request.js';
 import { StdioUpstream } from './upstream/stdio.js';
 import { HttpUpstream } from './upstream/http.js';
+import { Http1Pool } from './upstream/http1.js';
 import { SharedStdioHub } from './upstream/shared-stdio.js';
 import type { UpstreamConnection, UpstreamHandlers } from './upstream/connection.js';
 import { buildChildSpawn } from './upstream/child-process.js';
@@ -116,7 +117,7 @@ export async function startGateway(loaded: LoadedConfig, options: GatewayOptions
 
   const registry = new SessionRegistry(t.maxSessions, store.shared ? { store, ttlMs: t.sessionIdleTimeoutMs } : undefined);
   const health = new Map<string, MountHealth>();
-  const agents = new Map<string, http.Agent>();
+  const pools = new Map<string, Http1Pool>();
   let pipeline: Pipeline | undefined;
   const mounts = new Map<string, MountRuntime>();
   let shuttingDown = false;
@@ -156,10 +157,7 @@ export async function startGateway(loaded: LoadedConfig, options: GatewayOptions
   for (const [name, sc] of Object.entries(config.servers)) {
     mounts.set(name, Object.freeze({ name, config: sc, resource: canonicalResource(publicUrl, name) }));
     health.set(name, new MountHealth(sc.stdio?.restart ?? { initialDelayMs: 200, maxDelayMs: 30_000 }));
-    if (sc.http) {
-      const AgentCtor = sc.http.url.startsWith('https:') ? https.Agent : http.Agent;
-      agents.set(name, new AgentCtor({ keepAlive: true, maxSockets: 256, maxFreeSockets: 64 }));
-    }
+    if (sc.http) pools.set(name, new Http1Pool({ url: new URL(sc.http.url), maxSockets: 256, maxFreeSockets: 64, connectTimeoutMs: sc.http.connectTimeoutMs }));
   }
   const env: StageEnv = { config, loaded, mounts, publicUrl, store, audit, logger };
 
@@ -225,18 +223,17 @@ export async function startGateway(loaded: LoadedConfig, options: GatewayOptions
         });
     }
     const h = sc.http!;
-    const agent = agents.get(mount.name)!;
+    const pool = pools.get(mount.name)!;
     const creds = createCredentials(h.credentials, { baseDir: loaded.baseDir, upstreamUrl: h.url, server: mount.name });
     const credentials = h.credentials ? (o: { subjectToken?: string | undefined }) => creds.headers(o.subjectToken ? { subjectToken: o.subjectToken } : {}) : undefined;
     return (handlers) =>
       new HttpUpstream({
         url: h.url,
         handlers,
-        agent,
+        pool,
         headers: h.headers,
         credentials,
         maxMessageBytes: MAX_UPSTREAM_MESSAGE_BYTES,
-        connectTimeoutMs: h.connectTimeoutMs,
       });
   }
   const hubs: SharedStdioHub[] = [];
@@ -459,7 +456,7 @@ export async function startGateway(loaded: LoadedConfig, options: GatewayOptions
     await registry.stop();
     clearInterval(sweeper);
     server.closeAllConnections();
-    for (const a of agents.values()) a.destroy();
+    for (const p of pools.values()) p.close();
     await Promise.all(hubs.map((h) => h.close()));
     await audit.flush();
   }

@@ -10,44 +10,98 @@
  *   is resumed with GET + Last-Event-ID after the server's `retry` delay (SEP-1699 polling).
  * - The standalone GET stream is opened after initialization and awaited before later sends,
  *   so server → client requests on it are not lost.
+ * - HTTP/1.1 itself is spoken by http1.ts (a lean, strict client and keep-alive pool).
  */
-import http, { type IncomingMessage } from 'node:http';
-import https from 'node:https';
+import { StringDecoder } from 'node:string_decoder';
 import type { JsonRpcId, JsonRpcMessage } from '../pipeline/messages.js';
 import { isRequest, toMessage } from '../pipeline/messages.js';
 import { SseParser } from './sse.js';
 import type { UpstreamConnection, UpstreamHandlers, UpstreamSendOptions } from './connection.js';
+import { renderHeaders, type Http1Head, type Http1Handler, type Http1Pool, type Http1Request } from './http1.js';
 
 export interface HttpUpstreamOptions {
   url: string;
   handlers: UpstreamHandlers;
-  agent: http.Agent;
+  /** Keep-alive connections to the upstream's origin, shared by the mount's sessions. */
+  pool: Http1Pool;
   /** Static, non-secret headers from config. */
   headers: Readonly<Record<string, string>>;
   /** Upstream credentials (the gateway's own, never the client's). */
   credentials?: ((opts: UpstreamSendOptions) => Promise<Record<string, string>>) | undefined;
   maxMessageBytes: number;
-  connectTimeoutMs: number;
   /** Most attempts to resume one response stream. */
   maxResumeAttempts?: number;
 }
 
 const VISIBLE_ASCII = /^[\x21-\x7e]{1,256}$/;
+const POST_HEADERS = renderHeaders({ 'content-type': 'application/json', accept: 'application/json, text/event-stream' });
+const SSE_HEADERS = renderHeaders({ accept: 'text/event-stream' });
+
+/** What is done with a response body once its head has been seen. */
+interface BodySink {
+  data(chunk: Buffer): void;
+  end(): void;
+  error(err: Error): void;
+}
+
+const DISCARD: BodySink = { data() {}, end() {}, error() {} };
+
+type Exchange = Http1Handler & { request?: Http1Request };
+
+/**
+ * An Http1Handler that hands the head to `onHead`, which picks where the body goes; `abort`
+ * drops the exchange (a body over the limit, a broken stream).
+ */
+function handler(onHead: (head: Http1Head, abort: () => void) => BodySink, onFailure: (err: Error) => void): Exchange {
+  let sink: BodySink | undefined;
+  const ex: Exchange = {
+    onHead(head) {
+      sink = onHead(head, () => ex.request?.abort());
+    },
+    onData(chunk) {
+      sink?.data(chunk);
+    },
+    onEnd() {
+      sink?.end();
+    },
+    onError(err) {
+      if (sink === undefined) onFailure(err);
+      else sink.error(err);
+    },
+  };
+  return ex;
+}
+
+/** Send through the pool, keeping the request handle on the exchange for `abort`. */
+function dispatch(pool: Http1Pool, method: string, path: string, headers: string, body: string | undefined, ex: Exchange): Http1Request {
+  ex.request = pool.request(method, path, headers, body, ex);
+  return ex.request;
+}
+
+const isEventStream = (head: Http1Head): boolean => (head.headers['content-type'] ?? '').startsWith('text/event-stream');
 
 export class HttpUpstream implements UpstreamConnection {
-  private readonly url: URL;
-  private readonly lib: typeof http | typeof https;
+  private readonly path: string;
+  /** Config headers and URL userinfo, rendered and checked once. */
+  private readonly staticHeaders: string;
   private sessionId: string | undefined;
   private protocolVersion: string | undefined;
+  /** Session and version headers, rendered when either changes. */
+  private sessionHeaders = '';
   private barrier: Promise<void> | undefined;
   private closed = false;
-  private getStream: http.ClientRequest | undefined;
+  private getStream: Http1Request | undefined;
   /** Requests sent and not answered yet (upstream ids), for resumption and for close. */
   private readonly open = new Set<JsonRpcId>();
 
   constructor(private readonly opts: HttpUpstreamOptions) {
-    this.url = new URL(opts.url);
-    this.lib = this.url.protocol === 'https:' ? https : http;
+    const u = new URL(opts.url);
+    this.path = `${u.pathname}${u.search}`;
+    const fixed: Record<string, string> = { ...opts.headers };
+    if ((u.username || u.password) && !Object.keys(fixed).some((k) => k.toLowerCase() === 'authorization')) {
+      fixed.authorization = `Basic ${Buffer.from(`${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}`).toString('base64')}`;
+    }
+    this.staticHeaders = renderHeaders(fixed);
   }
 
   get alive(): boolean {
@@ -55,35 +109,27 @@ export class HttpUpstream implements UpstreamConnection {
   }
 
   async start(): Promise<void> {
-    /* connections are made per request through the keep-alive agent */
+    /* connections are made per request through the keep-alive pool */
   }
 
   setProtocolVersion(version: string): void {
     this.protocolVersion = version;
+    this.renderSessionHeaders();
+  }
+
+  private renderSessionHeaders(): void {
+    const h: Record<string, string> = {};
+    if (this.sessionId) h['mcp-session-id'] = this.sessionId;
+    // The version comes from the upstream's initialize result: renderHeaders refuses CR/LF in it.
+    if (this.protocolVersion) h['mcp-protocol-version'] = this.protocolVersion;
+    this.sessionHeaders = renderHeaders(h);
   }
 
   /** The gateway's own headers for one request: synchronous unless credentials must be fetched. */
-  private headers(extra: Record<string, string>, options: UpstreamSendOptions | undefined): Record<string, string> | Promise<Record<string, string>> {
-    const h: Record<string, string> = { ...this.opts.headers, ...extra };
-    if (this.sessionId) h['mcp-session-id'] = this.sessionId;
-    if (this.protocolVersion) h['mcp-protocol-version'] = this.protocolVersion;
-    if (this.opts.credentials) return this.opts.credentials(options ?? {}).then((c) => Object.assign(h, c));
-    return h;
-  }
-
-  /** node:http request options without re-parsing the URL on every request. */
-  private requestOptions(method: string, headers: Record<string, string>): http.RequestOptions {
-    const u = this.url;
-    return {
-      protocol: u.protocol,
-      hostname: u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname,
-      port: u.port === '' ? undefined : Number(u.port),
-      path: `${u.pathname}${u.search}`,
-      ...(u.username || u.password ? { auth: `${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}` } : {}),
-      method,
-      agent: this.opts.agent,
-      headers,
-    };
+  private headers(extra: string, options: UpstreamSendOptions | undefined): string | Promise<string> {
+    const block = `${this.staticHeaders}${this.sessionHeaders}${extra}`;
+    if (this.opts.credentials) return this.opts.credentials(options ?? {}).then((c) => `${block}${renderHeaders(c)}`);
+    return block;
   }
 
   async send(msg: JsonRpcMessage, options?: UpstreamSendOptions): Promise<void> {
@@ -104,80 +150,71 @@ export class HttpUpstream implements UpstreamConnection {
     const body = JSON.stringify(msg);
     const reqId = isRequest(msg) ? msg.id : undefined;
     if (reqId !== undefined) this.open.add(reqId);
-    const send = (headers: Record<string, string>): Promise<void> =>
+    const send = (headers: string): Promise<void> =>
       new Promise<void>((resolve, reject) => {
-        const req = this.lib.request(this.requestOptions('POST', headers));
-        this.armConnectTimeout(req);
-        req.once('response', (res) => {
-          resolve();
-          this.onPostResponse(res, reqId);
-        });
-        req.once('error', (err) => {
-          reject(err);
-          if (reqId !== undefined) this.synthesizeError(reqId, `upstream request failed: ${err.message}`);
-        });
-        req.end(body);
+        dispatch(
+          this.opts.pool,
+          'POST',
+          this.path,
+          headers,
+          body,
+          handler(
+            (head, abort) => {
+              resolve();
+              return this.onPostResponse(head, reqId, abort);
+            },
+            (err) => {
+              reject(err);
+              if (reqId !== undefined) this.synthesizeError(reqId, `upstream request failed: ${err.message}`);
+            },
+          ),
+        );
       });
-    const headers = this.headers(
-      {
-        'content-type': 'application/json',
-        accept: 'application/json, text/event-stream',
-        'content-length': String(Buffer.byteLength(body)),
-      },
-      options,
-    );
-    if (!(headers instanceof Promise)) return send(headers);
+    let headers: string | Promise<string>;
+    try {
+      headers = this.headers(POST_HEADERS, options);
+    } catch (err) {
+      if (reqId !== undefined) this.synthesizeError(reqId, 'upstream request headers are invalid');
+      return Promise.reject(err);
+    }
+    if (typeof headers === 'string') return send(headers);
     return headers.then(send, (err: unknown) => {
       if (reqId !== undefined) this.synthesizeError(reqId, 'upstream credentials unavailable');
       throw err;
     });
   }
 
-  private armConnectTimeout(req: http.ClientRequest): void {
-    req.once('socket', (sock) => {
-      if (!sock.connecting) return;
-      const t = setTimeout(() => req.destroy(new Error(`connect timeout after ${this.opts.connectTimeoutMs} ms`)), this.opts.connectTimeoutMs);
-      sock.once('connect', () => clearTimeout(t));
-      sock.once('close', () => clearTimeout(t));
-    });
-  }
-
-  private captureSession(res: IncomingMessage): boolean {
-    const sid = res.headers['mcp-session-id'];
-    if (typeof sid === 'string' && this.sessionId === undefined) {
+  private captureSession(head: Http1Head): boolean {
+    const sid = head.headers['mcp-session-id'];
+    if (sid !== undefined && this.sessionId === undefined) {
       if (!VISIBLE_ASCII.test(sid)) {
         this.fail('protocol', 'upstream sent an invalid Mcp-Session-Id');
         return false;
       }
       this.sessionId = sid;
+      this.renderSessionHeaders();
     }
     return true;
   }
 
-  private onPostResponse(res: IncomingMessage, reqId: JsonRpcId | undefined): void {
-    if (!this.captureSession(res)) {
-      res.resume();
-      return;
-    }
-    const status = res.statusCode ?? 0;
-    const ctype = String(res.headers['content-type'] ?? '');
+  private onPostResponse(head: Http1Head, reqId: JsonRpcId | undefined, abort: () => void): BodySink {
+    if (!this.captureSession(head)) return DISCARD;
+    const status = head.status;
     if (status === 202) {
-      res.resume();
       if (reqId !== undefined) this.synthesizeError(reqId, 'upstream accepted a request without answering it');
-      return;
+      return DISCARD;
     }
     if (status === 404 && this.sessionId !== undefined) {
-      res.resume();
       this.fail('expired', 'upstream session expired (404)');
-      return;
+      return DISCARD;
     }
-    if (status >= 200 && status < 300 && ctype.startsWith('text/event-stream')) {
-      this.readSse(res, reqId, 0);
-      return;
-    }
+    if (status >= 200 && status < 300 && isEventStream(head)) return this.readSse(reqId, 0, abort);
     // JSON (success, or an error body the upstream chose to send)
-    this.readBody(res, (text) => {
-      if (text === undefined) return;
+    return this.readBody(abort, (text) => {
+      if (text === undefined) {
+        if (reqId !== undefined) this.synthesizeError(reqId, 'upstream connection failed before the response ended');
+        return;
+      }
       if (status < 200 || status >= 300) {
         const parsed = safeParse(text);
         const m = parsed === undefined ? undefined : toMessage(parsed);
@@ -210,46 +247,49 @@ export class HttpUpstream implements UpstreamConnection {
     });
   }
 
-  private readBody(res: IncomingMessage, done: (text: string | undefined) => void): void {
+  /** Collect a bounded body; `done(undefined)` when it broke off or was over the limit. */
+  private readBody(abort: () => void, done: (text: string | undefined) => void): BodySink {
     const chunks: Buffer[] = [];
     let size = 0;
     let over = false;
-    res.on('data', (c: Buffer) => {
-      if (over) return;
-      size += c.length;
-      if (size > this.opts.maxMessageBytes) {
-        over = true;
-        res.destroy();
-        this.fail('protocol', `upstream response exceeds ${this.opts.maxMessageBytes} bytes`);
-        done(undefined);
-        return;
-      }
-      chunks.push(c);
-    });
-    res.once('end', () => {
-      if (!over) done(chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks, size).toString('utf8'));
-    });
-    res.once('error', () => {
-      if (!over) done(undefined);
-    });
+    return {
+      data: (c) => {
+        if (over) return;
+        size += c.length;
+        if (size > this.opts.maxMessageBytes) {
+          over = true;
+          abort();
+          this.fail('protocol', `upstream response exceeds ${this.opts.maxMessageBytes} bytes`);
+          done(undefined);
+          return;
+        }
+        chunks.push(c);
+      },
+      end: () => {
+        if (!over) done(chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks, size).toString('utf8'));
+      },
+      error: () => {
+        if (!over) done(undefined);
+      },
+    };
   }
 
   /**
-   * Read an SSE response, delivering each JSON-RPC message; a malformed event ends the upstream.
-   * Returns the stream state (last event id, retry delay, whether it broke).
+   * Read an SSE body, delivering each JSON-RPC message; a malformed event ends the upstream.
+   * `ended` runs once when the stream ends or breaks, unless a malformed event ended it.
    */
-  private consumeSse(res: IncomingMessage, relatedTo: JsonRpcId | undefined): { parser: SseParser; retryMs: () => number; broken: () => boolean } {
+  private consumeSse(relatedTo: JsonRpcId | undefined, abort: () => void, ended: (parser: SseParser, retryMs: number) => void): BodySink {
     let retryMs = 1000;
     let broken = false;
     const parser = new SseParser(
       {
         onEvent: (e) => {
-          if (e.event !== 'message') return;
+          if (broken || e.event !== 'message') return;
           const parsed = safeParse(e.data);
           const m = parsed === undefined ? undefined : toMessage(parsed);
           if (m === undefined || typeof m === 'string') {
             broken = true;
-            res.destroy();
+            abort();
             this.fail('protocol', 'upstream sent an SSE event that is not a JSON-RPC message');
             return;
           }
@@ -260,53 +300,67 @@ export class HttpUpstream implements UpstreamConnection {
         },
         onError: (detail) => {
           broken = true;
-          res.destroy();
+          abort();
           this.fail('protocol', `upstream SSE stream: ${detail}`);
         },
       },
       this.opts.maxMessageBytes,
     );
-    res.setEncoding('utf8');
-    res.on('data', (s: string) => parser.push(s));
-    return { parser, retryMs: () => retryMs, broken: () => broken };
+    const decoder = new StringDecoder('utf8');
+    const finish = (): void => {
+      if (broken) return;
+      broken = true;
+      ended(parser, retryMs);
+    };
+    return {
+      data: (c) => {
+        if (!broken) parser.push(decoder.write(c));
+      },
+      end: finish,
+      error: finish,
+    };
   }
 
-  private readSse(res: IncomingMessage, reqId: JsonRpcId | undefined, attempt: number): void {
-    const { parser, retryMs, broken } = this.consumeSse(res, reqId);
-    const ended = (): void => {
-      if (broken() || this.closed || reqId === undefined || !this.open.has(reqId)) return;
+  private readSse(reqId: JsonRpcId | undefined, attempt: number, abort: () => void): BodySink {
+    return this.consumeSse(reqId, abort, (parser, retryMs) => {
+      if (this.closed || reqId === undefined || !this.open.has(reqId)) return;
       // The stream ended before the response: resume it (SEP-1699) or give up.
       const last = parser.lastEventId;
       if (last === undefined || attempt >= (this.opts.maxResumeAttempts ?? 5)) {
         this.synthesizeError(reqId, 'upstream closed the response stream before answering');
         return;
       }
-      const t = setTimeout(() => this.resume(reqId, last, attempt + 1), retryMs());
+      const t = setTimeout(() => this.resume(reqId, last, attempt + 1), retryMs);
       t.unref();
-    };
-    res.once('end', ended);
-    res.once('error', ended);
+    });
   }
 
   private resume(reqId: JsonRpcId, lastEventId: string, attempt: number): void {
     if (this.closed || !this.open.has(reqId)) return;
-    Promise.resolve(this.headers({ accept: 'text/event-stream', 'last-event-id': lastEventId }, undefined)).then(
-      (headers) => {
-        const req = this.lib.request(this.requestOptions('GET', headers));
-        this.armConnectTimeout(req);
-        req.once('response', (res) => {
-          if ((res.statusCode ?? 0) !== 200 || !String(res.headers['content-type'] ?? '').startsWith('text/event-stream')) {
-            res.resume();
-            this.synthesizeError(reqId, `upstream refused to resume the stream (HTTP ${res.statusCode})`);
-            return;
-          }
-          this.readSse(res, reqId, attempt);
-        });
-        req.once('error', () => this.synthesizeError(reqId, 'upstream stream resumption failed'));
-        req.end();
-      },
-      () => this.synthesizeError(reqId, 'upstream credentials unavailable'),
-    );
+    Promise.resolve()
+      .then(() => this.headers(`${SSE_HEADERS}${renderHeaders({ 'last-event-id': lastEventId })}`, undefined))
+      .then(
+        (headers) => {
+          dispatch(
+            this.opts.pool,
+            'GET',
+            this.path,
+            headers,
+            undefined,
+            handler(
+              (head, abort) => {
+                if (head.status !== 200 || !isEventStream(head)) {
+                  this.synthesizeError(reqId, `upstream refused to resume the stream (HTTP ${head.status})`);
+                  return DISCARD;
+                }
+                return this.readSse(reqId, attempt, abort);
+              },
+              () => this.synthesizeError(reqId, 'upstream stream resumption failed'),
+            ),
+          );
+        },
+        () => this.synthesizeError(reqId, 'upstream credentials unavailable'),
+      );
   }
 
   private deliver(m: JsonRpcMessage, relatedTo: JsonRpcId | undefined): void {
@@ -330,64 +384,83 @@ export class HttpUpstream implements UpstreamConnection {
       ready();
       return;
     }
-    const extra: Record<string, string> = { accept: 'text/event-stream' };
-    if (lastEventId) extra['last-event-id'] = lastEventId;
-    Promise.resolve(this.headers(extra, undefined)).then(
-      (headers) => {
-        const req = this.lib.request(this.requestOptions('GET', headers));
-        this.getStream = req;
-        this.armConnectTimeout(req);
-        req.once('response', (res) => {
-          const ok = res.statusCode === 200 && String(res.headers['content-type'] ?? '').startsWith('text/event-stream');
-          ready();
-          if (!ok) {
-            // 405: the upstream offers no standalone stream. Anything else: no stream either.
-            res.resume();
+    const retry = (delayMs: number, last: string | undefined, n: number): void => {
+      if (this.closed) return;
+      const t = setTimeout(() => this.openGetStream(() => {}, last, n), delayMs);
+      t.unref();
+    };
+    Promise.resolve()
+      .then(() => this.headers(lastEventId ? `${SSE_HEADERS}${renderHeaders({ 'last-event-id': lastEventId })}` : SSE_HEADERS, undefined))
+      .then(
+        (headers) => {
+          if (this.closed) {
+            ready();
             return;
           }
-          const { parser, retryMs } = this.consumeSse(res, undefined);
-          res.once('end', () => {
-            if (this.closed) return;
-            const t = setTimeout(() => this.openGetStream(() => {}, parser.lastEventId, 0), retryMs());
-            t.unref();
-          });
-        });
-        req.once('error', () => {
-          ready();
-          if (this.closed || failures >= 5) return;
-          const t = setTimeout(() => this.openGetStream(() => {}, lastEventId, failures + 1), 1000 * 2 ** failures);
-          t.unref();
-        });
-        req.end();
-      },
-      () => ready(),
-    );
+          this.getStream = dispatch(
+            this.opts.pool,
+            'GET',
+            this.path,
+            headers,
+            undefined,
+            handler(
+              (head, abort) => {
+                ready();
+                // 405: the upstream offers no standalone stream. Anything else: no stream either.
+                if (head.status !== 200 || !isEventStream(head)) return DISCARD;
+                // Ended or broken off: reconnect after the server's retry delay, from the last event.
+                return this.consumeSse(undefined, abort, (parser, retryMs) => retry(retryMs, parser.lastEventId, 0));
+              },
+              () => {
+                ready();
+                if (failures < 5) retry(1000 * 2 ** failures, lastEventId, failures + 1);
+              },
+            ),
+          );
+        },
+        () => ready(),
+      );
   }
 
   private fail(kind: 'protocol' | 'expired' | 'error', detail: string): void {
     if (this.closed) return;
     this.closed = true;
-    this.getStream?.destroy();
+    this.getStream?.abort();
     this.opts.handlers.onClose({ kind, detail });
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.getStream?.destroy();
+    this.getStream?.abort();
     if (this.sessionId === undefined) return;
     // Tell the upstream the session is over (best effort, bounded).
     try {
-      const headers = await this.headers({}, undefined);
+      const headers = await this.headers('', undefined);
       await new Promise<void>((resolve) => {
-        const req = this.lib.request(this.url, { method: 'DELETE', agent: this.opts.agent, headers, timeout: 2000 });
-        req.once('response', (res) => {
-          res.resume();
+        const req = dispatch(
+          this.opts.pool,
+          'DELETE',
+          this.path,
+          headers,
+          undefined,
+          handler(
+            () => {
+              clearTimeout(timer);
+              resolve();
+              return DISCARD;
+            },
+            () => {
+              clearTimeout(timer);
+              resolve();
+            },
+          ),
+        );
+        const timer = setTimeout(() => {
+          req.abort();
           resolve();
-        });
-        req.once('timeout', () => req.destroy());
-        req.once('error', () => resolve());
-        req.end();
+        }, 2000);
+        timer.unref();
       });
     } catch {
       /* best effort */

@@ -1,0 +1,470 @@
+/**
+ * A lean HTTP/1.1 client for the Streamable HTTP upstream: a pool of keep-alive sockets to one
+ * origin and a strict, incremental response parser.
+ *
+ * Why not node:http's ClientRequest: per call it costs about twice the CPU of this client
+ * (agent bookkeeping, a nextTick to attach the socket, a Readable per response, listeners added
+ * and removed on every request), and the upstream hop is on the path of every tools/call.
+ * `npm run bench` measures the difference (docs/bench.md).
+ *
+ * Every byte from the upstream is hostile. The parser is strict and fails closed: anything it does
+ * not understand ends the request with an error and destroys the socket, so a malformed or
+ * smuggled response can never be read as the next request's answer.
+ *  - status line `HTTP/1.x NNN`; header names are tokens; values hold no control characters;
+ *    no obs-fold; the head is at most `maxHeaderBytes`;
+ *  - body framing per RFC 9112 §6.3: no body for 1xx/204/304; `Transfer-Encoding` must be exactly
+ *    `chunked` and must not come with `Content-Length`; `Content-Length` must be digits (a list
+ *    of equal values is accepted); otherwise the body runs to the end of the connection;
+ *  - chunk-size lines are hex of at most 16 digits with optional extensions, bounded in length;
+ *    trailers are bounded and ignored;
+ *  - bytes after a complete response on an idle socket destroy it.
+ * One request per socket at a time (no pipelining). Informational 1xx responses are skipped.
+ */
+import net from 'node:net';
+import tls from 'node:tls';
+
+export interface Http1Head {
+  status: number;
+  /** Lower-case names; repeated headers joined with ", ". */
+  headers: Record<string, string>;
+}
+
+/** Receives one response. After onEnd or onError, nothing more is called. */
+export interface Http1Handler {
+  onHead(head: Http1Head): void;
+  onData(chunk: Buffer): void;
+  onEnd(): void;
+  onError(err: Error): void;
+}
+
+export interface Http1Request {
+  /** Stop the request: the socket is destroyed and the handler hears nothing more. */
+  abort(): void;
+}
+
+export interface Http1PoolOptions {
+  url: URL;
+  /** Most sockets open at once; further requests wait in order. */
+  maxSockets?: number;
+  /** Most idle sockets kept for reuse. */
+  maxFreeSockets?: number;
+  connectTimeoutMs: number;
+  /** Largest status line + headers accepted (default 16 KiB, like node:http). */
+  maxHeaderBytes?: number;
+  /** An idle socket older than this is not reused (default 4 s, or the server's keep-alive hint minus 1 s). */
+  idleMs?: number;
+  /** Extra TLS options for https (tests pass a CA here). */
+  tls?: tls.ConnectionOptions;
+}
+
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** Field value: visible ASCII, obs-text, space and tab; no CR, LF, NUL or other controls. */
+const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+const STATUS_LINE = /^HTTP\/1\.([01]) (\d{3})(?: [\t\x20-\x7e\x80-\xff]*)?$/;
+const CHUNK_SIZE = /^([0-9A-Fa-f]{1,16})[\t ]*(?:;[\t\x20-\x7e\x80-\xff]*)?$/;
+const MAX_CHUNK_LINE = 4096;
+const MAX_TRAILER_BYTES = 16 * 1024;
+const CRLF = Buffer.from('\r\n');
+const HEAD_END = Buffer.from('\r\n\r\n');
+
+export class Http1Error extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'Http1Error';
+  }
+}
+
+/** Validate and render request headers once (`name: value\r\n` lines). Throws on CR/LF or a bad name. */
+export function renderHeaders(headers: Readonly<Record<string, string>>): string {
+  let out = '';
+  for (const name in headers) {
+    const value = headers[name]!;
+    if (!TOKEN.test(name)) throw new Http1Error(`invalid header name "${name}"`);
+    if (!FIELD_VALUE.test(value)) throw new Http1Error(`invalid characters in the value of header "${name}"`);
+    out += `${name}: ${value}\r\n`;
+  }
+  return out;
+}
+
+type Framing = 'none' | 'length' | 'chunked' | 'close';
+type State = 'head' | 'body' | 'chunk-size' | 'chunk-data' | 'chunk-crlf' | 'trailers' | 'done';
+
+class Conn {
+  readonly socket: net.Socket;
+  handler: Http1Handler | undefined;
+  idleSince = 0;
+  /** Longest idle time after which the socket is still reused (ms). */
+  maxIdleMs = Infinity;
+  /** The response in progress completed inside feed(): hand the socket back after the loop. */
+  private finished = false;
+  private buf: Buffer | undefined;
+  private state: State = 'head';
+  private framing: Framing = 'none';
+  private remaining = 0;
+  private keepAlive = true;
+  private trailerBytes = 0;
+  private connectTimer: NodeJS.Timeout | undefined;
+  dead = false;
+
+  constructor(
+    private readonly pool: Http1Pool,
+    readonly options: Required<Pick<Http1PoolOptions, 'maxHeaderBytes' | 'idleMs'>>,
+    socket: net.Socket,
+    connectTimeoutMs: number,
+    secure: boolean,
+  ) {
+    this.socket = socket;
+    socket.setNoDelay(true);
+    this.connectTimer = setTimeout(() => this.fail(new Http1Error(`connect timeout after ${connectTimeoutMs} ms`)), connectTimeoutMs);
+    socket.once(secure ? 'secureConnect' : 'connect', () => {
+      clearTimeout(this.connectTimer);
+      this.connectTimer = undefined;
+    });
+    socket.on('data', (d: Buffer) => this.onData(d));
+    socket.on('end', () => this.onEnd());
+    socket.on('error', (err) => this.fail(err));
+    socket.on('close', () => this.fail(new Http1Error('upstream closed the connection before the response ended')));
+  }
+
+  start(handler: Http1Handler, wire: string): void {
+    this.handler = handler;
+    this.finished = false;
+    this.state = 'head';
+    this.framing = 'none';
+    this.keepAlive = true;
+    this.buf = undefined;
+    this.socket.write(wire);
+  }
+
+  private onData(d: Buffer): void {
+    if (this.dead) return;
+    if (this.handler === undefined) {
+      // An idle socket must be silent: whatever this is, it is not an answer to anything.
+      this.destroy();
+      return;
+    }
+    try {
+      this.feed(d);
+    } catch (err) {
+      this.fail(err instanceof Error ? err : new Http1Error(String(err)));
+    }
+  }
+
+  /** Consume bytes; may complete the response (and hand the socket back) mid-way. */
+  private feed(d: Buffer): void {
+    const data = this.buf === undefined ? d : Buffer.concat([this.buf, d]);
+    this.buf = undefined;
+    let at = 0;
+    while (at < data.length && this.handler !== undefined && !this.dead) {
+      switch (this.state) {
+        case 'head': {
+          const end = data.indexOf(HEAD_END, at);
+          if (end < 0) {
+            if (data.length - at > this.options.maxHeaderBytes) throw new Http1Error(`upstream response head exceeds ${this.options.maxHeaderBytes} bytes`);
+            this.buf = data.subarray(at);
+            return;
+          }
+          if (end - at > this.options.maxHeaderBytes) throw new Http1Error(`upstream response head exceeds ${this.options.maxHeaderBytes} bytes`);
+          const head = data.toString('latin1', at, end);
+          at = end + 4;
+          this.onHead(head);
+          break;
+        }
+        case 'body': {
+          const n = Math.min(this.remaining, data.length - at);
+          const piece = data.subarray(at, at + n);
+          at += n;
+          if (this.framing === 'length') this.remaining -= n;
+          this.handler.onData(piece);
+          if (this.framing === 'length' && this.remaining === 0) this.complete();
+          break;
+        }
+        case 'chunk-size': {
+          const nl = data.indexOf(CRLF, at);
+          if (nl < 0) {
+            if (data.length - at > MAX_CHUNK_LINE) throw new Http1Error('upstream chunk-size line too long');
+            this.buf = data.subarray(at);
+            return;
+          }
+          if (nl - at > MAX_CHUNK_LINE) throw new Http1Error('upstream chunk-size line too long');
+          const m = CHUNK_SIZE.exec(data.toString('latin1', at, nl));
+          if (m === null) throw new Http1Error('upstream sent an invalid chunk-size line');
+          const size = Number.parseInt(m[1]!, 16);
+          if (!Number.isSafeInteger(size)) throw new Http1Error('upstream chunk size out of range');
+          at = nl + 2;
+          if (size === 0) {
+            this.state = 'trailers';
+            this.trailerBytes = 0;
+          } else {
+            this.remaining = size;
+            this.state = 'chunk-data';
+          }
+          break;
+        }
+        case 'chunk-data': {
+          const n = Math.min(this.remaining, data.length - at);
+          const piece = data.subarray(at, at + n);
+          at += n;
+          this.remaining -= n;
+          if (this.remaining === 0) this.state = 'chunk-crlf';
+          this.handler.onData(piece);
+          break;
+        }
+        case 'chunk-crlf': {
+          if (data.length - at < 2) {
+            this.buf = data.subarray(at);
+            return;
+          }
+          if (data[at] !== 13 || data[at + 1] !== 10) throw new Http1Error('upstream chunk data not followed by CRLF');
+          at += 2;
+          this.state = 'chunk-size';
+          break;
+        }
+        case 'trailers': {
+          const nl = data.indexOf(CRLF, at);
+          if (nl < 0) {
+            if (this.trailerBytes + data.length - at > MAX_TRAILER_BYTES) throw new Http1Error('upstream trailers too large');
+            this.buf = data.subarray(at);
+            return;
+          }
+          this.trailerBytes += nl - at + 2;
+          if (this.trailerBytes > MAX_TRAILER_BYTES) throw new Http1Error('upstream trailers too large');
+          const empty = nl === at;
+          at = nl + 2;
+          if (empty) this.complete();
+          break;
+        }
+        case 'done':
+          break;
+      }
+    }
+    if (this.finished) {
+      this.finished = false;
+      // Bytes after a complete response mean the upstream is out of step with us: never reuse.
+      if (this.keepAlive && at === data.length && !this.dead) this.pool.release(this);
+      else this.destroy();
+    }
+  }
+
+  private onHead(head: string): void {
+    const lines = head.split('\r\n');
+    const m = STATUS_LINE.exec(lines[0]!);
+    if (m === null) throw new Http1Error('upstream sent an invalid HTTP status line');
+    const status = Number(m[2]);
+    const headers: Record<string, string> = {};
+    for (let i = 1; i < lines.length; i++) {
+      const line = lines[i]!;
+      const colon = line.indexOf(':');
+      if (colon <= 0) throw new Http1Error('upstream sent an invalid header line');
+      const name = line.slice(0, colon);
+      if (!TOKEN.test(name)) throw new Http1Error('upstream sent an invalid header name');
+      const value = line.slice(colon + 1).replace(/^[\t ]+|[\t ]+$/g, '');
+      if (!FIELD_VALUE.test(value)) throw new Http1Error('upstream sent control characters in a header value');
+      const key = name.toLowerCase();
+      if (key === '__proto__') continue;
+      const prev = headers[key];
+      headers[key] = prev === undefined ? value : `${prev}, ${value}`;
+    }
+    if (status >= 100 && status < 200) {
+      if (status === 101) throw new Http1Error('upstream switched protocols, which was not asked for');
+      return; // informational: the real response follows
+    }
+    const te = headers['transfer-encoding'];
+    const cl = headers['content-length'];
+    const connection = (headers['connection'] ?? '').toLowerCase();
+    this.keepAlive = m[1] === '1' ? !/(?:^|,)\s*close\s*(?:,|$)/.test(connection) : /(?:^|,)\s*keep-alive\s*(?:,|$)/.test(connection);
+    if (status === 204 || status === 304) {
+      this.framing = 'none';
+    } else if (te !== undefined) {
+      if (cl !== undefined) throw new Http1Error('upstream sent both Transfer-Encoding and Content-Length');
+      if (te.toLowerCase() !== 'chunked') throw new Http1Error(`upstream transfer coding "${te}" is not supported`);
+      this.framing = 'chunked';
+    } else if (cl !== undefined) {
+      const values = cl.split(',').map((v) => v.trim());
+      if (!values.every((v) => /^\d{1,15}$/.test(v) && v === values[0])) throw new Http1Error('upstream sent an invalid Content-Length');
+      this.framing = 'length';
+      this.remaining = Number(values[0]);
+    } else {
+      this.framing = 'close';
+      this.keepAlive = false;
+    }
+    const hint = /(?:^|,)\s*timeout=(\d{1,6})/.exec(headers['keep-alive'] ?? '');
+    const idleMs = hint ? Math.min(this.options.idleMs, Number(hint[1]) * 1000 - 1000) : this.options.idleMs;
+    this.maxIdleMs = idleMs;
+    this.handler!.onHead({ status, headers });
+    if (this.handler === undefined || this.dead) return;
+    if (this.framing === 'none' || (this.framing === 'length' && this.remaining === 0)) this.complete();
+    else if (this.framing === 'chunked') this.state = 'chunk-size';
+    else {
+      this.state = 'body';
+      if (this.framing === 'close') this.remaining = Infinity;
+    }
+  }
+
+  /** The response is whole: tell the handler; feed() then reuses or drops the socket. */
+  private complete(): void {
+    const h = this.handler!;
+    this.handler = undefined;
+    this.state = 'done';
+    this.finished = true;
+    h.onEnd();
+  }
+
+  private onEnd(): void {
+    if (this.dead) return;
+    if (this.handler !== undefined && this.state === 'body' && this.framing === 'close') {
+      const h = this.handler;
+      this.handler = undefined;
+      this.state = 'done';
+      h.onEnd();
+    }
+    this.destroy();
+  }
+
+  fail(err: Error): void {
+    if (this.dead) return;
+    const h = this.handler;
+    this.handler = undefined;
+    this.destroy();
+    h?.onError(err);
+  }
+
+  /** Drop the connection without telling anyone (abort, or an idle socket going away). */
+  destroy(): void {
+    if (this.dead) return;
+    this.dead = true;
+    this.handler = undefined;
+    if (this.connectTimer) clearTimeout(this.connectTimer);
+    this.socket.destroy();
+    this.pool.forget(this);
+  }
+}
+
+interface Waiting {
+  handler: Http1Handler;
+  wire: string;
+  cancelled: boolean;
+}
+
+export class Http1Pool {
+  private readonly free: Conn[] = [];
+  private readonly all = new Set<Conn>();
+  private readonly waiting: Waiting[] = [];
+  private readonly maxSockets: number;
+  private readonly maxFree: number;
+  private readonly hostHeader: string;
+  private readonly secure: boolean;
+  private readonly connOptions: Required<Pick<Http1PoolOptions, 'maxHeaderBytes' | 'idleMs'>>;
+  private closed = false;
+
+  constructor(private readonly opts: Http1PoolOptions) {
+    const u = opts.url;
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Http1Error(`unsupported upstream URL scheme "${u.protocol}"`);
+    this.secure = u.protocol === 'https:';
+    this.hostHeader = u.host;
+    this.maxSockets = opts.maxSockets ?? 256;
+    this.maxFree = opts.maxFreeSockets ?? 64;
+    this.connOptions = { maxHeaderBytes: opts.maxHeaderBytes ?? 16 * 1024, idleMs: opts.idleMs ?? 4000 };
+  }
+
+  /**
+   * Send one request. `headerBlock` comes from renderHeaders (validated); `body` is sent with a
+   * Content-Length. The handler is called from socket events, never synchronously from here.
+   */
+  request(method: string, path: string, headerBlock: string, body: string | undefined, handler: Http1Handler): Http1Request {
+    if (this.closed) {
+      queueMicrotask(() => handler.onError(new Http1Error('upstream connection pool is closed')));
+      return { abort() {} };
+    }
+    let wire = `${method} ${path} HTTP/1.1\r\nhost: ${this.hostHeader}\r\n${headerBlock}`;
+    wire += body === undefined ? '\r\n' : `content-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+    const conn = this.take();
+    if (conn !== undefined) {
+      conn.start(handler, wire);
+      return { abort: () => (conn.handler === handler ? conn.destroy() : undefined) };
+    }
+    const w: Waiting = { handler, wire, cancelled: false };
+    this.waiting.push(w);
+    return {
+      abort: () => {
+        w.cancelled = true;
+        for (const c of this.all) if (c.handler === handler) c.destroy();
+      },
+    };
+  }
+
+  /** An idle connection, or a new one when under maxSockets; undefined means wait. */
+  private take(): Conn | undefined {
+    const now = performance.now();
+    while (this.free.length > 0) {
+      const c = this.free.pop()!;
+      if (!c.dead && now - c.idleSince < c.maxIdleMs) return c;
+      c.destroy();
+    }
+    if (this.all.size >= this.maxSockets) return undefined;
+    return this.connect();
+  }
+
+  private connect(): Conn {
+    const u = this.opts.url;
+    const host = u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname;
+    const port = u.port === '' ? (this.secure ? 443 : 80) : Number(u.port);
+    const socket = this.secure
+      ? tls.connect({ host, port, ALPNProtocols: ['http/1.1'], ...this.opts.tls })
+      : net.connect({ host, port });
+    const c = new Conn(this, this.connOptions, socket, this.opts.connectTimeoutMs, this.secure);
+    this.all.add(c);
+    return c;
+  }
+
+  /** A connection finished a response and may be reused. */
+  release(c: Conn): void {
+    if (this.closed || c.dead) {
+      c.destroy();
+      return;
+    }
+    const next = this.nextWaiting();
+    if (next !== undefined) {
+      c.start(next.handler, next.wire);
+      return;
+    }
+    if (this.free.length >= this.maxFree) {
+      c.destroy();
+      return;
+    }
+    c.idleSince = performance.now();
+    this.free.push(c);
+  }
+
+  /** A connection died: start a waiting request on a new one. */
+  forget(c: Conn): void {
+    this.all.delete(c);
+    const i = this.free.indexOf(c);
+    if (i >= 0) this.free.splice(i, 1);
+    if (this.closed || this.waiting.length === 0 || this.all.size >= this.maxSockets) return;
+    const next = this.nextWaiting();
+    if (next !== undefined) this.connect().start(next.handler, next.wire);
+  }
+
+  private nextWaiting(): Waiting | undefined {
+    while (this.waiting.length > 0) {
+      const w = this.waiting.shift()!;
+      if (!w.cancelled) return w;
+    }
+    return undefined;
+  }
+
+  /** Sockets open now (tests). */
+  get size(): number {
+    return this.all.size;
+  }
+
+  /** Destroy every socket; waiting and in-flight requests get an error. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    const waiting = this.waiting.splice(0);
+    for (const c of [...this.all]) c.fail(new Http1Error('upstream connection pool closed'));
+    for (const w of waiting) if (!w.cancelled) w.handler.onError(new Http1Error('upstream connection pool closed'));
+  }
+}
