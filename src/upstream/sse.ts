@@ -15,7 +15,11 @@ export interface SseParserHandlers {
 }
 
 export class SseParser {
-  private buf = '';
+  /** The pieces of a line not ended yet. */
+  private partial: string[] = [];
+  private partialBytes = 0;
+  /** The last chunk ended with CR: an LF starting the next one belongs to it. */
+  private afterCr = false;
   private data: string[] = [];
   private dataBytes = 0;
   private event = '';
@@ -35,26 +39,41 @@ export class SseParser {
       this.first = false;
       if (chunk.charCodeAt(0) === 0xfeff) chunk = chunk.slice(1);
     }
-    this.buf += chunk;
-    let start = 0;
+    // Linear in the bytes received whatever the line lengths: only the new chunk is searched (a
+    // line's earlier pieces wait in `partial`, joined once when it ends), and the next CR and LF
+    // positions are remembered (-2: not searched yet, -1: none left in the chunk).
+    let pos = 0;
+    if (this.afterCr) {
+      this.afterCr = false;
+      if (chunk.charCodeAt(0) === 0x0a) pos = 1; // the LF of a CRLF split across pushes
+    }
+    let lf = -2;
+    let cr = -2;
     for (;;) {
-      const nl = this.nextEol(start);
-      if (nl < 0) break;
-      const line = this.buf.slice(start, nl);
-      start = nl + (this.buf[nl] === '\r' && this.buf[nl + 1] === '\n' ? 2 : 1);
+      if (lf !== -1 && lf < pos) lf = chunk.indexOf('\n', pos);
+      if (cr !== -1 && cr < pos) cr = chunk.indexOf('\r', pos);
+      const eol = cr < 0 ? lf : lf < 0 ? cr : Math.min(lf, cr);
+      if (eol < 0) break;
+      let line = chunk.slice(pos, eol);
+      if (this.partial.length > 0) {
+        line = this.partial.join('') + line;
+        this.partial = [];
+        this.partialBytes = 0;
+      }
+      if (eol === cr) {
+        if (eol + 1 === chunk.length) this.afterCr = true;
+        pos = eol + (lf === eol + 1 ? 2 : 1);
+      } else {
+        pos = eol + 1;
+      }
       this.line(line);
       if (this.failed) return;
     }
-    this.buf = this.buf.slice(start);
-    if (this.buf.length + this.dataBytes > this.maxEventBytes) this.fail(`event exceeds ${this.maxEventBytes} bytes`);
-  }
-
-  private nextEol(from: number): number {
-    const n = this.buf.indexOf('\n', from);
-    const r = this.buf.indexOf('\r', from);
-    if (r < 0) return n;
-    if (n < 0) return r === this.buf.length - 1 ? -1 : r; // a trailing CR may be half of CRLF
-    return Math.min(n, r);
+    if (pos < chunk.length) {
+      this.partial.push(pos === 0 ? chunk : chunk.slice(pos));
+      this.partialBytes += chunk.length - pos;
+    }
+    if (this.partialBytes + this.dataBytes > this.maxEventBytes) this.fail(`event exceeds ${this.maxEventBytes} bytes`);
   }
 
   private line(line: string): void {
