@@ -86,6 +86,44 @@ export function renderHeaders(headers: Readonly<Record<string, string>>): string
   return out;
 }
 
+/** 1 for the characters of an RFC 9110 token (header names). */
+const TOKEN_CHARS = new Uint8Array(128);
+for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") TOKEN_CHARS[c.charCodeAt(0)] = 1;
+
+/**
+ * One `name: value` line of a response head (latin1 text, so every char is a byte): the name
+ * must be a token, the value (without surrounding spaces and tabs) free of control characters.
+ * A line that starts with a space or tab (obs-fold) fails the name check. Repeated names join.
+ */
+function headerLine(head: string, start: number, end: number, headers: Record<string, string>): void {
+  let colon = -1;
+  let upper = false;
+  for (let i = start; i < end; i++) {
+    const c = head.charCodeAt(i);
+    if (c === 58) {
+      colon = i;
+      break;
+    }
+    if (c >= 128 || TOKEN_CHARS[c] === 0) throw new Http1Error('upstream sent an invalid header name');
+    if (c >= 65 && c <= 90) upper = true;
+  }
+  if (colon <= start) throw new Http1Error('upstream sent an invalid header line');
+  let vs = colon + 1;
+  let ve = end;
+  while (vs < ve && (head.charCodeAt(vs) === 32 || head.charCodeAt(vs) === 9)) vs++;
+  while (ve > vs && (head.charCodeAt(ve - 1) === 32 || head.charCodeAt(ve - 1) === 9)) ve--;
+  for (let i = vs; i < ve; i++) {
+    const c = head.charCodeAt(i);
+    if ((c < 32 && c !== 9) || c === 127) throw new Http1Error('upstream sent control characters in a header value');
+  }
+  const name = head.slice(start, colon);
+  const key = upper ? name.toLowerCase() : name;
+  if (key === '__proto__') return;
+  const value = head.slice(vs, ve);
+  const prev = headers[key];
+  headers[key] = prev === undefined ? value : `${prev}, ${value}`;
+}
+
 type Framing = 'none' | 'length' | 'chunked' | 'close';
 type State = 'head' | 'body' | 'chunk-size' | 'chunk-data' | 'chunk-crlf' | 'trailers' | 'done';
 
@@ -247,23 +285,17 @@ class Conn {
   }
 
   private onHead(head: string): void {
-    const lines = head.split('\r\n');
-    const m = STATUS_LINE.exec(lines[0]!);
+    let eol = head.indexOf('\r\n');
+    if (eol < 0) eol = head.length;
+    const m = STATUS_LINE.exec(head.slice(0, eol));
     if (m === null) throw new Http1Error('upstream sent an invalid HTTP status line');
     const status = Number(m[2]);
     const headers: Record<string, string> = {};
-    for (let i = 1; i < lines.length; i++) {
-      const line = lines[i]!;
-      const colon = line.indexOf(':');
-      if (colon <= 0) throw new Http1Error('upstream sent an invalid header line');
-      const name = line.slice(0, colon);
-      if (!TOKEN.test(name)) throw new Http1Error('upstream sent an invalid header name');
-      const value = line.slice(colon + 1).replace(/^[\t ]+|[\t ]+$/g, '');
-      if (!FIELD_VALUE.test(value)) throw new Http1Error('upstream sent control characters in a header value');
-      const key = name.toLowerCase();
-      if (key === '__proto__') continue;
-      const prev = headers[key];
-      headers[key] = prev === undefined ? value : `${prev}, ${value}`;
+    for (let start = eol + 2; start <= head.length; ) {
+      let end = head.indexOf('\r\n', start);
+      if (end < 0) end = head.length;
+      headerLine(head, start, end, headers);
+      start = end + 2;
     }
     if (status >= 100 && status < 200) {
       if (status === 101) throw new Http1Error('upstream switched protocols, which was not asked for');
