@@ -18,6 +18,11 @@ export interface BenchOptions {
   rows: string[];
   concurrency: number[];
   warmupMs: number;
+  /**
+   * Unmeasured load (c=10) on every row once its processes are up, before the first cell: the
+   * JIT of every process under test is warm when the c=1 cells, which come first, are measured.
+   */
+  primeMs?: number;
   /** Measured window per cell, or... */
   durationMs?: number;
   /** ...a fixed number of measured calls per cell. */
@@ -225,6 +230,23 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
         rep.reason = (err as Error).message;
         o.log(`${row.id}: failed to start: ${rep.reason}`);
       }
+    }
+    if ((o.primeMs ?? 0) > 0) {
+      for (const rep of reports) {
+        const target = running.get(rep.id);
+        if (!target || rep.status !== 'ok') continue;
+        try {
+          await lg.open(target.url, Math.max(1, Math.min(10, o.sessions ?? 10)), 10, target.headers ?? {});
+          await lg.run({ concurrency: 10, warmupMs: o.primeMs as number, calls: 1, processes: target.processes });
+          await lg.close();
+        } catch (err) {
+          rep.status = 'failed';
+          rep.reason = `priming failed: ${(err as Error).message}`;
+          o.log(`${rep.id}: ${rep.reason}`);
+          await lg.close().catch(() => undefined);
+        }
+      }
+      o.log(`primed every row for ${o.primeMs} ms at c=10`);
     }
     for (const c of o.concurrency) {
       for (const rep of reports) {

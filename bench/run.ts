@@ -21,6 +21,7 @@ const HELP = `usage: npm run bench -- [options]
   --concurrency 1,10,50 concurrency levels (default 1,10,50)
   --duration MS         measured window per cell (default 3000)
   --warmup MS           unmeasured load before each window (default 1000)
+  --prime MS            unmeasured load at c=10 on every row before the first cell, so every process's JIT is warm (default 2000; 0: none)
   --calls N             measure a fixed number of calls per cell instead of a duration
   --repeat N            run the whole bench N times and judge the ratios on their median (default 1)
   --sessions N          sessions per cell, shared by the c clients (default: one per client)
@@ -63,7 +64,7 @@ function defaultRows(flags: string[] = []): string[] {
   return ROWS.filter((r) => r.flag === undefined || flags.includes(r.flag)).map((r) => r.id);
 }
 
-const KNOWN = new Set(['sessions', 'store', 'auth', 'audit', 'no-policy', 'profile', 'rows', 'concurrency', 'duration', 'warmup', 'calls', 'sdk-json', 'no-pin', 'no-build', 'out', 'memory', 'memory-rows', 'memory-calls', 'repeat', 'help']);
+const KNOWN = new Set(['sessions', 'store', 'auth', 'audit', 'no-policy', 'profile', 'rows', 'concurrency', 'duration', 'warmup', 'prime', 'calls', 'sdk-json', 'no-pin', 'no-build', 'out', 'memory', 'memory-rows', 'memory-calls', 'repeat', 'help']);
 
 function list(v: string | true | undefined, fallback: string): string[] {
   return (typeof v === 'string' ? v : fallback).split(',').map((s) => s.trim()).filter(Boolean);
@@ -104,6 +105,7 @@ async function main(): Promise<void> {
       rows: list(args.get('rows'), defaultRows(rowFlags(args)).join(',')),
       concurrency: list(args.get('concurrency'), '1,10,50').map((s) => num(s, 'concurrency', 1)),
       warmupMs: num(args.get('warmup'), 'warmup', 1000),
+      primeMs: num(args.get('prime'), 'prime', 2000),
       ...(calls !== undefined ? { calls: num(calls, 'calls', 0) } : { durationMs: num(args.get('duration'), 'duration', 3000) }),
       pin: !args.has('no-pin'),
       sdkJson: args.has('sdk-json'),
