@@ -316,6 +316,7 @@ export interface MemoryReport {
 
 const MEMORY_ROWS: Record<string, { row: string; sdkJson: boolean; label: string }> = {
   'gateway-stdio': { row: 'gateway-stdio', sdkJson: false, label: 'mcp-bastion -> SDK (stdio)' },
+  'gateway-http': { row: 'gateway-http', sdkJson: false, label: 'mcp-bastion -> SDK (http): the gateway process only' },
   'sdk-direct-json': { row: 'sdk-direct', sdkJson: true, label: 'SDK direct, stateful, enableJsonResponse' },
   'sdk-direct': { row: 'sdk-direct', sdkJson: false, label: 'SDK direct, stateful, SSE (default)' },
 };

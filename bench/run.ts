@@ -31,7 +31,7 @@ const HELP = `usage: npm run bench -- [options]
   --no-build            do not run npm run build first
   --out FILE            JSON results (default bench/results/latest.json)
   --memory              memory mode: one session, calls up to 100,000 (rows gateway-stdio,sdk-direct-json)
-  --memory-rows a,b     memory rows (gateway-stdio, sdk-direct-json, sdk-direct)
+  --memory-rows a,b     memory rows (gateway-stdio, gateway-http, sdk-direct-json, sdk-direct)
   --memory-calls 10000,25000,50000,75000,100000  checkpoints
   --help`;
 
