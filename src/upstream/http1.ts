@@ -442,7 +442,8 @@ export class Http1Pool {
     const host = u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname;
     const port = u.port === '' ? (this.secure ? 443 : 80) : Number(u.port);
     const socket = this.secure
-      ? tls.connect({ host, port, ALPNProtocols: ['http/1.1'], ...this.opts.tls })
+      ? // SNI as node's https agent sends it: the host name, never an IP address.
+        tls.connect({ host, port, ALPNProtocols: ['http/1.1'], ...(net.isIP(host) === 0 ? { servername: host } : {}), ...this.opts.tls })
       : net.connect({ host, port });
     const c = new Conn(this, this.connOptions, socket, this.opts.connectTimeoutMs, this.secure);
     this.all.add(c);
