@@ -7,7 +7,9 @@
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
-import type { TLSSocket } from 'node:tls';
+import tls, { type TLSSocket } from 'node:tls';
+import { readFileSync } from 'node:fs';
+import { resolve as resolvePath } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { BastionError, toWire, type JsonRpcId } from './errors.js';
@@ -118,6 +120,9 @@ export async function startGateway(loaded: LoadedConfig, options: GatewayOptions
   const registry = new SessionRegistry(t.maxSessions, store.shared ? { store, ttlMs: t.sessionIdleTimeoutMs } : undefined);
   const health = new Map<string, MountHealth>();
   const pools = new Map<string, Http1Pool>();
+  // Private CA bundles of https upstreams, read before anything listens.
+  const upstreamCa = new Map<string, string>();
+  for (const [name, sc] of Object.entries(config.servers)) if (sc.http?.caFile !== undefined) upstreamCa.set(name, readCaFile(sc.http.caFile, `servers.${name}.http.caFile`));
   let pipeline: Pipeline | undefined;
   const mounts = new Map<string, MountRuntime>();
   let shuttingDown = false;
@@ -157,7 +162,10 @@ export async function startGateway(loaded: LoadedConfig, options: GatewayOptions
   for (const [name, sc] of Object.entries(config.servers)) {
     mounts.set(name, Object.freeze({ name, config: sc, resource: canonicalResource(publicUrl, name) }));
     health.set(name, new MountHealth(sc.stdio?.restart ?? { initialDelayMs: 200, maxDelayMs: 30_000 }));
-    if (sc.http) pools.set(name, new Http1Pool({ url: new URL(sc.http.url), maxSockets: 256, maxFreeSockets: 64, connectTimeoutMs: sc.http.connectTimeoutMs }));
+    if (sc.http) {
+      const ca = upstreamCa.get(name);
+      pools.set(name, new Http1Pool({ url: new URL(sc.http.url), maxSockets: 256, maxFreeSockets: 64, connectTimeoutMs: sc.http.connectTimeoutMs, ...(ca ? { tls: { ca: [...tls.rootCertificates, ca] } } : {}) }));
+    }
   }
   const env: StageEnv = { config, loaded, mounts, publicUrl, store, audit, logger };
 
@@ -239,6 +247,21 @@ export async function startGateway(loaded: LoadedConfig, options: GatewayOptions
   const hubs: SharedStdioHub[] = [];
   const connectors = new Map<string, (h: UpstreamHandlers) => UpstreamConnection>();
   for (const m of mounts.values()) connectors.set(m.name, connectorFor(m));
+
+  /** An upstream's private CA bundle: read at start-up; a bad file stops the gateway naming the key. */
+  function readCaFile(file: string, key: string): string {
+    const path = resolvePath(loaded.baseDir, file);
+    let pem: string;
+    try {
+      pem = readFileSync(path, 'utf8');
+    } catch (err) {
+      throw new BastionError('ERR_BASTION_CONFIG_INVALID', `Invalid configuration${loaded.file ? ` in ${loaded.file}` : ''}:\n  ${key}: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+    if (!pem.includes('-----BEGIN CERTIFICATE-----')) {
+      throw new BastionError('ERR_BASTION_CONFIG_INVALID', `Invalid configuration${loaded.file ? ` in ${loaded.file}` : ''}:\n  ${key}: ${path} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`);
+    }
+    return pem;
+  }
 
   function writeError(res: ServerResponse, err: unknown, id: JsonRpcId, session?: string): void {
     const wire = toWire(err, id);

@@ -53,6 +53,11 @@ const httpUpstream = z
       .default({})
       .describe('Static, non-secret headers added to every upstream request. Secrets go in `credentials`.'),
     connectTimeoutMs: z.number().int().positive().default(10_000).describe('Timeout to establish an upstream connection.'),
+    caFile: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('PEM file of CA certificates trusted for an https upstream, besides the system trust store (a private CA). Relative to the config file.'),
     ...httpCredentialFields,
   })
   .strict();

@@ -22,7 +22,7 @@ export interface TestPki {
   /** Revoke a certificate file and rewrite the CRL. */
   revoke(certFile: string): void;
   /** Issue another server certificate (for reload tests); returns [cert, key] PEM paths. */
-  issueServer(name: string, cn: string): [string, string];
+  issueServer(name: string, cn: string, san?: string): [string, string];
   cleanup(): void;
 }
 
@@ -66,8 +66,8 @@ export function makePki(): TestPki {
       ossl(dir, ['ca', '-config', 'ca.cnf', '-revoke', certFile]);
       genCrl();
     },
-    issueServer(name, cn) {
-      issue(name, `/CN=${cn}`, 'DNS:localhost,IP:127.0.0.1');
+    issueServer(name, cn, san = 'DNS:localhost,IP:127.0.0.1') {
+      issue(name, `/CN=${cn}`, san);
       return [p(`${name}.pem`), p(`${name}.key`)];
     },
     cleanup() {
