@@ -1,0 +1,514 @@
+/**
+ * The Streamable HTTP upstream (src/upstream/http.ts) over the gateway's own HTTP/1.1 pool,
+ * against raw node:net servers written here (every response byte under the test's control):
+ * JSON and SSE answers, 202 for a request, session expiry, an invalid session id, header
+ * injection through the protocol version, the body size limit, SSE resumption with
+ * Last-Event-ID, a connection that breaks mid-body, and which headers the upstream gets.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { HttpUpstream, type HttpUpstreamOptions } from '../../src/upstream/http.js';
+import { Http1Error, Http1Pool } from '../../src/upstream/http1.js';
+import type { JsonRpcId, JsonRpcMessage } from '../../src/pipeline/messages.js';
+import type { UpstreamCloseReason } from '../../src/upstream/connection.js';
+
+const delay = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function until(cond: () => boolean, what: string, timeoutMs = 1000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await delay(2);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A raw upstream: parses our client's requests, records them and every connection.
+
+interface RawRequest {
+  method: string;
+  path: string;
+  /** Header lines as received, in order, names lower-cased. */
+  headers: [string, string][];
+  body: string;
+  raw: string;
+  socket: net.Socket;
+}
+
+interface RawServer {
+  url: string;
+  requests: RawRequest[];
+  sockets: { socket: net.Socket; closed: boolean }[];
+  close(): Promise<void>;
+}
+
+const header = (r: RawRequest, name: string): string | undefined => r.headers.find(([n]) => n === name)?.[1];
+
+async function rawServer(respond: (req: RawRequest) => void, path = '/mcp'): Promise<RawServer> {
+  const requests: RawRequest[] = [];
+  const sockets: RawServer['sockets'] = [];
+  const server = net.createServer((socket) => {
+    socket.on('error', () => {});
+    const rec = { socket, closed: false };
+    sockets.push(rec);
+    socket.once('close', () => (rec.closed = true));
+    let data = '';
+    socket.on('data', (d: Buffer) => {
+      data += d.toString('latin1');
+      for (;;) {
+        const end = data.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        const lines = data.slice(0, end).split('\r\n');
+        const [method = '', p = ''] = (lines[0] ?? '').split(' ');
+        const headers = lines.slice(1).map((l): [string, string] => {
+          const i = l.indexOf(':');
+          return [l.slice(0, i).toLowerCase(), l.slice(i + 1).trim()];
+        });
+        const len = Number(headers.find(([n]) => n === 'content-length')?.[1] ?? 0);
+        if (data.length < end + 4 + len) return;
+        const req: RawRequest = { method, path: p, headers, body: Buffer.from(data.slice(end + 4, end + 4 + len), 'latin1').toString('utf8'), raw: data.slice(0, end + 4 + len), socket };
+        data = data.slice(end + 4 + len);
+        requests.push(req);
+        respond(req);
+      }
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}${path}`,
+    requests,
+    sockets,
+    async close() {
+      for (const s of sockets) s.socket.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
+
+const write = (s: net.Socket, text: string): void => {
+  s.write(Buffer.from(text, 'utf8'));
+};
+
+function jsonResponse(body: unknown, extra = '', status = '200 OK'): string {
+  const text = typeof body === 'string' ? body : JSON.stringify(body);
+  return `HTTP/1.1 ${status}\r\n${extra}Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(text)}\r\n\r\n${text}`;
+}
+
+/** An SSE response head (chunked) followed by one chunk per event text, then the last chunk. */
+function sseResponse(events: string[], extra = ''): string {
+  let out = `HTTP/1.1 200 OK\r\n${extra}Content-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n`;
+  for (const e of events) out += `${Buffer.byteLength(e).toString(16)}\r\n${e}\r\n`;
+  return `${out}0\r\n\r\n`;
+}
+
+const sseEvent = (msg: unknown, id?: string): string => `${id !== undefined ? `id: ${id}\n` : ''}event: message\ndata: ${JSON.stringify(msg)}\n\n`;
+
+// ---------------------------------------------------------------------------------------------
+
+interface Harness {
+  up: HttpUpstream;
+  pool: Http1Pool;
+  messages: { msg: JsonRpcMessage; relatedTo: JsonRpcId | undefined }[];
+  closes: UpstreamCloseReason[];
+}
+
+function harness(srv: RawServer, opts: Partial<HttpUpstreamOptions> = {}): Harness {
+  const pool = new Http1Pool({ url: new URL(opts.url ?? srv.url), connectTimeoutMs: 1000 });
+  const messages: Harness['messages'] = [];
+  const closes: UpstreamCloseReason[] = [];
+  const up = new HttpUpstream({
+    url: srv.url,
+    pool,
+    headers: {},
+    maxMessageBytes: 1 << 20,
+    handlers: { onMessage: (msg, relatedTo) => messages.push({ msg, relatedTo }), onClose: (r) => closes.push(r) },
+    ...opts,
+  });
+  return { up, pool, messages, closes };
+}
+
+async function run(respond: (req: RawRequest) => void, opts: Partial<HttpUpstreamOptions>, body: (h: Harness, srv: RawServer) => Promise<void>): Promise<void> {
+  const srv = await rawServer(respond);
+  const h = harness(srv, opts);
+  try {
+    await body(h, srv);
+  } finally {
+    h.pool.close();
+    await srv.close();
+  }
+}
+
+const req = (id: JsonRpcId, method = 'tools/list', params: Record<string, unknown> = {}): JsonRpcMessage => ({ jsonrpc: '2.0', id, method, params });
+const result = (id: JsonRpcId, r: Record<string, unknown> = { ok: true }): JsonRpcMessage => ({ jsonrpc: '2.0', id, result: r });
+const progress = { jsonrpc: '2.0', method: 'notifications/progress', params: { progressToken: 'p', progress: 1 } };
+
+function assertUpstreamError(h: Harness, id: JsonRpcId, detail: RegExp): void {
+  const m = h.messages.find((x) => 'id' in x.msg && x.msg.id === id);
+  assert.ok(m, `a message for request ${id}`);
+  assert.equal(m.relatedTo, id);
+  const msg = m.msg as { error?: { code: number; message: string } };
+  assert.ok(msg.error, `an error for request ${id}, got ${JSON.stringify(m.msg)}`);
+  assert.equal(msg.error.code, -32603);
+  assert.match(msg.error.message, detail);
+}
+
+// =============================================================================================
+
+test('a JSON answer is delivered through onMessage, related to the request; the POST is what the transport says', async () => {
+  await run(
+    (r) => write(r.socket, jsonResponse(result(1, { tools: [] }))),
+    {},
+    async (h, srv) => {
+      await h.up.send(req(1));
+      await until(() => h.messages.length === 1, 'the answer');
+      assert.deepEqual(h.messages, [{ msg: result(1, { tools: [] }), relatedTo: 1 }]);
+      const r = srv.requests[0]!;
+      assert.equal(r.method, 'POST');
+      assert.equal(r.path, '/mcp');
+      assert.equal(header(r, 'content-type'), 'application/json');
+      assert.equal(header(r, 'accept'), 'application/json, text/event-stream');
+      assert.deepEqual(JSON.parse(r.body), req(1));
+      assert.deepEqual(h.closes, []);
+    },
+  );
+});
+
+test('an SSE answer: the notification and the response on the stream, both related to the request', async () => {
+  await run(
+    (r) => write(r.socket, sseResponse([': comment\n\n', sseEvent(progress, 'e1'), sseEvent(result(7), 'e2')])),
+    {},
+    async (h) => {
+      await h.up.send(req(7, 'tools/call', { name: 'x' }));
+      await until(() => h.messages.length === 2, 'both messages');
+      assert.deepEqual(h.messages, [
+        { msg: progress, relatedTo: 7 },
+        { msg: result(7), relatedTo: 7 },
+      ]);
+      assert.deepEqual(h.closes, []);
+    },
+  );
+});
+
+test('202 for a request synthesizes a JSON-RPC error for it; 202 for a notification is just accepted', async () => {
+  await run(
+    (r) => write(r.socket, 'HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n'),
+    {},
+    async (h) => {
+      await h.up.send({ jsonrpc: '2.0', method: 'notifications/initialized' });
+      await h.up.send(req(3));
+      await until(() => h.messages.length === 1, 'the synthesized error');
+      assertUpstreamError(h, 3, /accepted a request without answering it/);
+      assert.deepEqual(h.closes, []);
+    },
+  );
+});
+
+test('404 once a session id was captured closes the upstream as expired; a 404 before that is an error answer', async () => {
+  let n = 0;
+  await run(
+    (r) => {
+      n++;
+      if (n === 1) write(r.socket, 'HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n');
+      else if (n === 2) write(r.socket, jsonResponse(result(2, { protocolVersion: '2025-11-25' }), 'Mcp-Session-Id: sess-1\r\n'));
+      else write(r.socket, 'HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\nnot found');
+    },
+    {},
+    async (h, srv) => {
+      await h.up.send(req(1));
+      await until(() => h.messages.length === 1, 'the first answer');
+      assertUpstreamError(h, 1, /upstream answered HTTP 404/);
+      assert.equal(h.closes.length, 0);
+      await h.up.send(req(2, 'initialize'));
+      await until(() => h.messages.length === 2, 'the initialize answer');
+      await h.up.send(req(3));
+      await until(() => h.closes.length === 1, 'the close');
+      assert.equal(h.closes[0]!.kind, 'expired');
+      assert.equal(h.up.alive, false);
+      assert.equal(header(srv.requests[2]!, 'mcp-session-id'), 'sess-1', 'the session id was sent back');
+      assert.equal(header(srv.requests[1]!, 'mcp-session-id'), undefined);
+      await assert.rejects(h.up.send(req(4)), /closed/);
+    },
+  );
+});
+
+test('an invalid Mcp-Session-Id from the upstream (a space, too long, non-ASCII) fails the upstream with kind protocol', async () => {
+  for (const sid of ['bad id', 'x'.repeat(257), 'caf\xe9', 'a\tb']) {
+    await run(
+      (r) => r.socket.write(Buffer.from(jsonResponse(result(1), `Mcp-Session-Id: ${sid}\r\n`), 'latin1')),
+      {},
+      async (h, srv) => {
+        await h.up.send(req(1, 'initialize'));
+        await until(() => h.closes.length === 1, 'the close');
+        assert.equal(h.closes[0]!.kind, 'protocol');
+        assert.match(h.closes[0]!.detail, /invalid Mcp-Session-Id/);
+        assert.equal(h.up.alive, false);
+        await delay(5);
+        assert.deepEqual(h.messages, [], 'nothing from that response is delivered');
+        assert.equal(srv.requests.length, 1);
+      },
+    );
+  }
+});
+
+test('a session id with a control character is refused by the HTTP parser already: the request fails, nothing is captured', async () => {
+  let n = 0;
+  await run(
+    (r) => r.socket.write(Buffer.from(jsonResponse(result(JSON.parse(r.body).id as number), n++ === 0 ? 'Mcp-Session-Id: bad\x01id\r\n' : ''), 'latin1')),
+    {},
+    async (h, srv) => {
+      await assert.rejects(h.up.send(req(1, 'initialize')), /control characters/);
+      assertUpstreamError(h, 1, /upstream request failed/);
+      await h.up.send(req(2));
+      await until(() => h.messages.length === 2, 'answer 2');
+      assert.equal(header(srv.requests[1]!, 'mcp-session-id'), undefined);
+    },
+  );
+});
+
+test('a protocol version with CR/LF never reaches the upstream as a header', async () => {
+  const bad = '2025-06-18\r\nx-injected: 1';
+  // Set before the session id: refused at once; the response that brings a session id then
+  // cannot render the session headers, and that request gets an error instead of a hang.
+  await run(
+    (r) => write(r.socket, jsonResponse(result(JSON.parse(r.body).id as number), 'Mcp-Session-Id: sess-9\r\n')),
+    {},
+    async (h, srv) => {
+      assert.throws(() => h.up.setProtocolVersion(bad), Http1Error);
+      await h.up.send(req(1, 'initialize')).catch(() => {});
+      await until(() => h.messages.length === 1, 'an answer for request 1');
+      assertUpstreamError(h, 1, /upstream request failed/);
+      await h.up.send(req(2)).catch(() => {});
+      await delay(20);
+      assert.ok(srv.requests.length >= 1);
+      for (const r of srv.requests) {
+        assert.equal(header(r, 'x-injected'), undefined);
+        assert.doesNotMatch(r.raw, /x-injected/i);
+        const v = header(r, 'mcp-protocol-version');
+        assert.ok(v === undefined || v === '2025-06-18', `protocol version sent: ${JSON.stringify(v)}`);
+      }
+    },
+  );
+  // Set after the session id was captured (and a good version was in use).
+  await run(
+    (r) => write(r.socket, jsonResponse(result(JSON.parse(r.body).id as number), 'Mcp-Session-Id: sess-9\r\n')),
+    {},
+    async (h, srv) => {
+      await h.up.send(req(1, 'initialize'));
+      await until(() => h.messages.length === 1, 'the initialize answer');
+      h.up.setProtocolVersion('2025-06-18');
+      assert.throws(() => h.up.setProtocolVersion(bad), Http1Error);
+      await h.up.send(req(2)).catch(() => {});
+      await delay(20);
+      assert.equal(srv.requests.length, 2);
+      for (const r of srv.requests) {
+        assert.equal(header(r, 'x-injected'), undefined);
+        assert.doesNotMatch(r.raw, /x-injected/i);
+      }
+      assert.equal(header(srv.requests[1]!, 'mcp-protocol-version'), '2025-06-18');
+      assert.equal(header(srv.requests[1]!, 'mcp-session-id'), 'sess-9');
+    },
+  );
+});
+
+test('a JSON body over maxMessageBytes fails the upstream (protocol) and the socket is aborted', async () => {
+  await run(
+    (r) => write(r.socket, `HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 5000\r\n\r\n{"jsonrpc":"2.0","id":1,"result":{"pad":"${'a'.repeat(2000)}`),
+    { maxMessageBytes: 1000 },
+    async (h, srv) => {
+      await h.up.send(req(1));
+      await until(() => h.closes.length === 1, 'the close');
+      assert.equal(h.closes[0]!.kind, 'protocol');
+      assert.match(h.closes[0]!.detail, /exceeds 1000 bytes/);
+      await until(() => srv.sockets[0]!.closed, 'the server to see the socket closed');
+      assert.equal(h.pool.size, 0);
+      assert.deepEqual(h.messages, []);
+    },
+  );
+});
+
+test('an SSE stream that ends before the response, after an event id, is resumed with GET + Last-Event-ID', async () => {
+  await run(
+    (r) => {
+      if (r.method === 'POST') write(r.socket, sseResponse(['retry: 10\n\n', sseEvent(progress, 'ev-1')], 'Mcp-Session-Id: s-1\r\n'));
+      else write(r.socket, sseResponse([sseEvent(result(5), 'ev-2')]));
+    },
+    {},
+    async (h, srv) => {
+      const t0 = performance.now();
+      await h.up.send(req(5, 'tools/call'));
+      await until(() => h.messages.length === 2, 'the notification and the resumed response');
+      assert.deepEqual(h.messages, [
+        { msg: progress, relatedTo: 5 },
+        { msg: result(5), relatedTo: 5 },
+      ]);
+      assert.ok(performance.now() - t0 < 900, 'the server retry (10 ms) was used, not the 1 s default');
+      const get = srv.requests[1]!;
+      assert.equal(get.method, 'GET');
+      assert.equal(get.path, '/mcp');
+      assert.equal(header(get, 'last-event-id'), 'ev-1');
+      assert.equal(header(get, 'accept'), 'text/event-stream');
+      assert.equal(header(get, 'mcp-session-id'), 's-1');
+      assert.equal(header(get, 'content-length'), undefined);
+      assert.equal(get.body, '');
+      assert.equal(srv.requests.length, 2);
+    },
+  );
+});
+
+test('an SSE stream that ends before the response without an event id yields a JSON-RPC error, and no GET', async () => {
+  await run(
+    (r) => write(r.socket, sseResponse(['retry: 10\n\n', sseEvent(progress)])),
+    {},
+    async (h, srv) => {
+      await h.up.send(req(6, 'tools/call'));
+      await until(() => h.messages.length === 2, 'the error');
+      assertUpstreamError(h, 6, /closed the response stream before answering/);
+      await delay(30);
+      assert.equal(srv.requests.length, 1);
+      assert.deepEqual(h.closes, []);
+    },
+  );
+});
+
+test('resumption is bounded: after maxResumeAttempts the request gets a JSON-RPC error', async () => {
+  let n = 0;
+  await run(
+    (r) => write(r.socket, sseResponse(['retry: 5\n\n', sseEvent(progress, `ev-${n++}`)])),
+    { maxResumeAttempts: 2 },
+    async (h, srv) => {
+      await h.up.send(req(8, 'tools/call'));
+      await until(() => h.messages.some((m) => 'id' in m.msg), 'the error');
+      assertUpstreamError(h, 8, /closed the response stream before answering/);
+      assert.deepEqual(
+        srv.requests.map((r) => `${r.method} ${header(r, 'last-event-id') ?? ''}`),
+        ['POST ', 'GET ev-0', 'GET ev-1'],
+      );
+    },
+  );
+});
+
+test('a connection reset mid-body of a JSON response yields a JSON-RPC error for that request', async () => {
+  await run(
+    (r) => {
+      write(r.socket, 'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"jsonrpc":"2.0",');
+      setTimeout(() => r.socket.resetAndDestroy(), 10);
+    },
+    {},
+    async (h) => {
+      await h.up.send(req(9));
+      await until(() => h.messages.length === 1, 'the error');
+      assertUpstreamError(h, 9, /connection failed before the response ended/);
+      assert.deepEqual(h.closes, []);
+    },
+  );
+});
+
+test('a connection reset before any response: the send rejects and the request gets a JSON-RPC error', async () => {
+  await run(
+    (r) => r.socket.resetAndDestroy(),
+    {},
+    async (h) => {
+      await assert.rejects(h.up.send(req(10)));
+      await until(() => h.messages.length === 1, 'the error');
+      assertUpstreamError(h, 10, /upstream request failed/);
+    },
+  );
+});
+
+test('a connection closed (FIN) mid-body of a JSON response yields a JSON-RPC error for that request', { todo: 'bug (http1.ts Conn.onEnd): a FIN before the response is complete is met with silence; the request hangs' }, async () => {
+  await run(
+    (r) => r.socket.end('HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"jsonrpc":"2.0",'),
+    {},
+    async (h) => {
+      await h.up.send(req(11));
+      await until(() => h.messages.length === 1, 'the error', 300);
+      assertUpstreamError(h, 11, /connection failed before the response ended/);
+    },
+  );
+});
+
+test('a connection closed (FIN) before any response: the request gets a JSON-RPC error', { todo: 'bug (http1.ts Conn.onEnd): a FIN before the response is complete is met with silence; the send never settles' }, async () => {
+  await run(
+    (r) => r.socket.end(),
+    {},
+    async (h) => {
+      const sent = h.up.send(req(12)).catch(() => {});
+      await until(() => h.messages.length === 1, 'the error', 300);
+      assertUpstreamError(h, 12, /upstream request failed/);
+      await sent;
+    },
+  );
+});
+
+test("the upstream sees only the gateway's headers: config, credentials, its own; never the client's token", async () => {
+  const calls: unknown[] = [];
+  await run(
+    (r) => write(r.socket, jsonResponse(result(JSON.parse(r.body).id as number), 'Mcp-Session-Id: sid-1\r\n')),
+    {
+      headers: { 'X-Config': 'c1' },
+      credentials: async (o) => {
+        calls.push(o);
+        return { authorization: 'Bearer gateway-token' };
+      },
+    },
+    async (h, srv) => {
+      await h.up.send(req(1, 'initialize'), { subjectToken: 'client-secret-token' });
+      await until(() => h.messages.length === 1, 'answer 1');
+      h.up.setProtocolVersion('2025-11-25');
+      await h.up.send(req(2), { subjectToken: 'client-secret-token' });
+      await until(() => h.messages.length === 2, 'answer 2');
+      const names = srv.requests.map((r) => r.headers.map(([n]) => n));
+      assert.deepEqual(names[0], ['host', 'x-config', 'content-type', 'accept', 'authorization', 'content-length']);
+      assert.deepEqual(names[1], ['host', 'x-config', 'mcp-session-id', 'mcp-protocol-version', 'content-type', 'accept', 'authorization', 'content-length']);
+      for (const r of srv.requests) {
+        assert.equal(header(r, 'authorization'), 'Bearer gateway-token');
+        assert.doesNotMatch(r.raw, /client-secret-token/);
+      }
+      assert.equal(header(srv.requests[1]!, 'mcp-session-id'), 'sid-1');
+      assert.deepEqual(calls, [{ subjectToken: 'client-secret-token' }, { subjectToken: 'client-secret-token' }], 'the token goes to the credential source only');
+    },
+  );
+});
+
+test('URL userinfo becomes Basic authorization (never part of the host header); configured headers with CR/LF are refused at construction', async () => {
+  await run(
+    (r) => write(r.socket, jsonResponse(result(1))),
+    {},
+    async (_h, srv) => {
+      const pool = new Http1Pool({ url: new URL(srv.url), connectTimeoutMs: 1000 });
+      const messages: JsonRpcMessage[] = [];
+      const u = new URL(srv.url);
+      u.username = 'user';
+      u.password = 'p@ss';
+      const up = new HttpUpstream({ url: u.toString(), pool, headers: {}, maxMessageBytes: 1 << 20, handlers: { onMessage: (m) => messages.push(m), onClose: () => {} } });
+      try {
+        await up.send(req(1));
+        await until(() => messages.length === 1, 'the answer');
+        const r = srv.requests[0]!;
+        assert.equal(header(r, 'authorization'), `Basic ${Buffer.from('user:p@ss').toString('base64')}`);
+        assert.equal(header(r, 'host'), new URL(srv.url).host);
+        assert.doesNotMatch(r.raw, /p@ss|p%40ss/);
+      } finally {
+        pool.close();
+      }
+      assert.throws(() => new HttpUpstream({ url: srv.url, pool, headers: { 'x-a': 'a\r\nx-injected: 1' }, maxMessageBytes: 1, handlers: { onMessage() {}, onClose() {} } }), Http1Error);
+    },
+  );
+});
+
+test('close() after a session: DELETE with the session id', async () => {
+  await run(
+    (r) => write(r.socket, r.method === 'DELETE' ? 'HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n' : jsonResponse(result(1), 'Mcp-Session-Id: sid-del\r\n')),
+    {},
+    async (h, srv) => {
+      await h.up.send(req(1, 'initialize'));
+      await until(() => h.messages.length === 1, 'the answer');
+      await h.up.close();
+      const del = srv.requests[1]!;
+      assert.equal(del.method, 'DELETE');
+      assert.equal(header(del, 'mcp-session-id'), 'sid-del');
+      assert.equal(h.up.alive, false);
+    },
+  );
+});
