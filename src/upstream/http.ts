@@ -78,6 +78,14 @@ function dispatch(pool: Http1Pool, method: string, path: string, headers: string
   return ex.request;
 }
 
+/** The session's own headers; the version comes from the upstream's initialize result, so it is checked too. */
+function sessionHeaders(sessionId: string | undefined, version: string | undefined): string {
+  const h: Record<string, string> = {};
+  if (sessionId) h['mcp-session-id'] = sessionId;
+  if (version) h['mcp-protocol-version'] = version;
+  return renderHeaders(h);
+}
+
 const isEventStream = (head: Http1Head): boolean => (head.headers['content-type'] ?? '').startsWith('text/event-stream');
 
 export class HttpUpstream implements UpstreamConnection {
@@ -112,17 +120,10 @@ export class HttpUpstream implements UpstreamConnection {
     /* connections are made per request through the keep-alive pool */
   }
 
+  /** Throws (and keeps the previous version) when the version holds characters a header cannot. */
   setProtocolVersion(version: string): void {
+    this.sessionHeaders = sessionHeaders(this.sessionId, version);
     this.protocolVersion = version;
-    this.renderSessionHeaders();
-  }
-
-  private renderSessionHeaders(): void {
-    const h: Record<string, string> = {};
-    if (this.sessionId) h['mcp-session-id'] = this.sessionId;
-    // The version comes from the upstream's initialize result: renderHeaders refuses CR/LF in it.
-    if (this.protocolVersion) h['mcp-protocol-version'] = this.protocolVersion;
-    this.sessionHeaders = renderHeaders(h);
   }
 
   /** The gateway's own headers for one request: synchronous unless credentials must be fetched. */
@@ -191,8 +192,8 @@ export class HttpUpstream implements UpstreamConnection {
         this.fail('protocol', 'upstream sent an invalid Mcp-Session-Id');
         return false;
       }
+      this.sessionHeaders = sessionHeaders(sid, this.protocolVersion);
       this.sessionId = sid;
-      this.renderSessionHeaders();
     }
     return true;
   }

@@ -350,7 +350,9 @@ class Conn {
       this.state = 'done';
       h.onEnd();
     }
-    this.destroy();
+    // Anything else still waiting for its response hears that it will not come (a clean close
+    // before the end of a head or body, or a keep-alive socket the server closed as it was reused).
+    this.fail(new Http1Error('upstream closed the connection before the response ended'));
   }
 
   fail(err: Error): void {
