@@ -36,7 +36,19 @@ interface SecretRule {
   minEntropy?: number;
   validate?: (value: string, m: RegExpExecArray) => boolean;
   severity?: Severity;
+  /**
+   * Where to try `re`: a global expression that matches inside every match of `re`, starting at
+   * most `maxLead` characters after the match's start, and a cheap necessary test for a match
+   * start. `re` is then tried (sticky) only at the positions before each anchor that pass the
+   * test, in increasing order: the same matches as a scan of every position (proved by
+   * test/sanitizer/secrets-anchors.test.ts against `findSecretsEveryPosition`), for expressions
+   * whose leading name part would otherwise be retried at every character of a long text.
+   */
+  anchor?: { re: RegExp; maxLead: number; startOk: (text: string, p: number) => boolean };
 }
+
+const isAlnum = (c: number): boolean => (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39);
+const isLetter = (c: number): boolean => (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a);
 
 /** Shannon entropy in bits per character. */
 export function entropy(s: string): number {
@@ -356,6 +368,8 @@ const TYPED: readonly SecretRule[] = [
     re: /\b[a-zA-Z][a-zA-Z0-9+.-]{1,20}:\/\/([^\s:/@"'<>]{1,128}):([^\s@/"'<>]{1,256})@[A-Za-z0-9[.-]/dg,
     group: 2,
     hints: ['://'],
+    // `://` ends a scheme of 2 to 21 characters that starts with a letter at a word boundary.
+    anchor: { re: /:\/\//g, maxLead: 21, startOk: (t, p) => isLetter(t.charCodeAt(p)) && (p === 0 || !(isAlnum(t.charCodeAt(p - 1)) || t.charCodeAt(p - 1) === 0x5f)) },
     validate: (v) => !looksPlaceholder(v) && !/^(?:pass|pwd|password|passwd|secret|pw|p@ss|pass123)$/i.test(v) && v.length >= 3,
   },
 ];
@@ -367,6 +381,9 @@ const GENERIC: SecretRule = {
   lowerHints: ['key', 'secret', 'token', 'pass', 'pwd', 'auth', 'credential'],
   validate: (v, m) => genericValueOk(m[1] ?? '', v),
   severity: 'medium',
+  // Every secret word contains one of these, at most 11 characters in (`encryption_key`), after a
+  // name of at most 40; the match starts where no letter or digit precedes.
+  anchor: { re: /key|secret|token|pass|pwd|auth|credential/gi, maxLead: 51, startOk: (t, p) => p === 0 || !isAlnum(t.charCodeAt(p - 1)) },
 };
 
 const HIGH_ENTROPY: SecretRule = {
@@ -475,9 +492,13 @@ function findServiceAccountKeys(text: string, out: SecretMatch[]): void {
   }
 }
 
-function runRule(rule: SecretRule, text: string, lower: string, out: SecretMatch[]): void {
+function runRule(rule: SecretRule, text: string, lower: string, out: SecretMatch[], everyPosition = false): void {
   if (rule.hints !== undefined && !rule.hints.some((h) => text.includes(h))) return;
   if (rule.lowerHints !== undefined && !rule.lowerHints.some((h) => lower.includes(h))) return;
+  if (rule.anchor !== undefined && !everyPosition) {
+    runAnchored(rule, rule.anchor, text, out);
+    return;
+  }
   rule.re.lastIndex = 0;
   let m: RegExpExecArray | null;
   while ((m = rule.re.exec(text)) !== null) {
@@ -485,29 +506,98 @@ function runRule(rule: SecretRule, text: string, lower: string, out: SecretMatch
       rule.re.lastIndex++;
       continue;
     }
-    const g = rule.group ?? 0;
-    const value = m[g];
-    const idx: readonly [number, number] | undefined = g === 0 ? [m.index, m.index + m[0].length] : m.indices?.[g];
-    if (value === undefined || idx === undefined) continue;
-    if (rule.minEntropy !== undefined && entropy(value) < rule.minEntropy) continue;
-    if (rule.validate !== undefined && !rule.validate(value, m)) continue;
-    out.push({ type: rule.type, start: idx[0], end: idx[1], severity: rule.severity ?? 'high' });
+    accept(rule, m, out);
+  }
+}
+
+/** A match of a rule's expression: its secret span, when the value passes the rule's checks. */
+function accept(rule: SecretRule, m: RegExpExecArray, out: SecretMatch[]): void {
+  const g = rule.group ?? 0;
+  const value = m[g];
+  const idx: readonly [number, number] | undefined = g === 0 ? [m.index, m.index + m[0].length] : m.indices?.[g];
+  if (value === undefined || idx === undefined) return;
+  if (rule.minEntropy !== undefined && entropy(value) < rule.minEntropy) return;
+  if (rule.validate !== undefined && !rule.validate(value, m)) return;
+  out.push({ type: rule.type, start: idx[0], end: idx[1], severity: rule.severity ?? 'high' });
+}
+
+const STICKY = new WeakMap<RegExp, RegExp>();
+
+/**
+ * The matches a global scan of `rule.re` finds, found by trying it only where a match can start:
+ * at most `maxLead` characters before an anchor occurrence (every occurrence, overlapping ones
+ * included), at positions passing `startOk`, in increasing order, from the end of the last match.
+ * A position in no anchor's window cannot start a match, so the first success is the leftmost
+ * match, as in the global scan.
+ */
+function runAnchored(rule: SecretRule, anchor: NonNullable<SecretRule['anchor']>, text: string, out: SecretMatch[]): void {
+  let sticky = STICKY.get(rule.re);
+  if (sticky === undefined) {
+    sticky = new RegExp(rule.re.source, `${rule.re.flags.replace('g', '')}y`);
+    STICKY.set(rule.re, sticky);
+  }
+  const a = anchor.re;
+  a.lastIndex = 0;
+  /** Positions below this are settled: tried, or inside a match already taken. */
+  let next = 0;
+  let h: RegExpExecArray | null;
+  while ((h = a.exec(text)) !== null) {
+    const k = h.index;
+    let p = Math.max(next, k - anchor.maxLead);
+    while (p <= k) {
+      if (!anchor.startOk(text, p)) {
+        p++;
+        continue;
+      }
+      sticky.lastIndex = p;
+      const m = sticky.exec(text);
+      // No match here, or an empty one (the global scan steps over those too).
+      if (m === null || m[0].length === 0) {
+        p++;
+        continue;
+      }
+      accept(rule, m, out);
+      p += m[0].length;
+    }
+    if (p > next) next = p;
+    // Anchors whose window lies wholly before `next` cannot start a match: skip them.
+    a.lastIndex = Math.max(k + 1, next - anchor.maxLead);
   }
 }
 
 /** All secrets in `text`, non-overlapping, in order. Typed formats win over the generic rule. */
 export function findSecrets(text: string): SecretMatch[] {
+  return find(text, false);
+}
+
+/**
+ * `findSecrets` with every rule's expression tried at every position (no anchors): slower on
+ * long texts, the same result. The reference the anchored search is tested against.
+ */
+export function findSecretsEveryPosition(text: string): SecretMatch[] {
+  return find(text, true);
+}
+
+/**
+ * A necessary condition for both the vendor-token and the high-entropy rule: an assignment
+ * (`:`, `=`, `:=`, `=>`) followed, after at most 3 spaces or tabs, 3 backslashes and a quote, by
+ * 20 value characters. Both expressions require exactly that, so text without it skips them.
+ */
+const ASSIGNED_VALUE = /(?::=|=>|=|:)[ \t]{0,3}\\{0,3}["'`]?[A-Za-z0-9+/_=~.-]{20}/;
+
+function find(text: string, everyPosition: boolean): SecretMatch[] {
   const lower = text.toLowerCase();
   const typed: SecretMatch[] = [];
   findPrivateKeys(text, typed);
   findServiceAccountKeys(text, typed);
-  for (const rule of TYPED) runRule(rule, text, lower, typed);
+  for (const rule of TYPED) runRule(rule, text, lower, typed, everyPosition);
+  const assigned = everyPosition || ASSIGNED_VALUE.test(text);
   // After the typed rules: a vendor's own format wins on the same span.
-  findVendorTokens(text, typed);
+  if (assigned) findVendorTokens(text, typed);
   const generic: SecretMatch[] = [];
-  runRule(GENERIC, text, lower, generic);
+  runRule(GENERIC, text, lower, generic, everyPosition);
   const entropic: SecretMatch[] = [];
-  runRule(HIGH_ENTROPY, text, lower, entropic);
+  if (assigned) runRule(HIGH_ENTROPY, text, lower, entropic, everyPosition);
   const pick = (list: SecretMatch[], taken: SecretMatch[]): SecretMatch[] => {
     list.sort((a, b) => a.start - b.start || b.end - a.end);
     const kept: SecretMatch[] = [];

@@ -1,0 +1,85 @@
+/**
+ * The anchored search (rules tried only where a match can start, and the assignment gate for the
+ * vendor-token and high-entropy rules) finds exactly what trying every rule at every position
+ * finds. Seeded random texts built from the pieces secrets are made of, plus long texts.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { findSecrets, findSecretsEveryPosition } from '../../src/sanitizer/secrets.js';
+
+/** mulberry32: a small seeded PRNG, so a failure names a reproducible text. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/_-.=~';
+
+function token(rand: () => number, n: number): string {
+  let s = '';
+  for (let i = 0; i < n; i++) s += ALPHABET[Math.floor(rand() * ALPHABET.length)];
+  return s;
+}
+
+const WORDS = [
+  'api_key', 'API-KEY', 'apikey', 'secret', 'client_secret', 'secretKey', 'token', 'AUTH_TOKEN', 'auth', 'password', 'passwd', 'pwd', 'pass',
+  'credential', 'credentials', 'encryption_key', 'private.key', 'session-token', 'my_app', 'x', 'foo', 'bar.baz', 'public_key', 'next_token', 'id',
+  'sourcegraph', 'GITHUB', 'github_token', 'slack', 'aws', 'AWS_SECRET_ACCESS_KEY', 'stripe', 'openai', 'export', 'const', 'set', '--', '-',
+  'postgres', 'https', '://', 'user', 'host.example', '@', ':', '=', ':=', '=>', ' ', '  ', '\t', '\n', '\r\n', '"', "'", '`', '\\', '\\"', ',', ';',
+  '{', '}', '[', ']', '(', ')', '<', '>', '?', '&', '/', '#', 'AKIAIOSFODNN7EXAMPLE', 'ghp_', 'xoxb-', 'AIza', 'sk-', 'Bearer', 'Authorization',
+];
+
+function randomText(rand: () => number): string {
+  const n = 3 + Math.floor(rand() * 60);
+  let s = '';
+  for (let i = 0; i < n; i++) {
+    const r = rand();
+    if (r < 0.04) {
+      // A credential URL with a scheme of 1 to 25 characters (the rule takes 2 to 21).
+      const scheme = 'abcdefghijklmnopqrstuvwxyz+.-0123456789'.slice(0, 1 + Math.floor(rand() * 25));
+      s += `${rand() < 0.5 ? ' ' : '_'}${scheme}://${token(rand, 3 + Math.floor(rand() * 8))}:${token(rand, 3 + Math.floor(rand() * 20))}@db.example`;
+    } else if (r < 0.2) s += token(rand, 4 + Math.floor(rand() * 60));
+    else if (r < 0.25) s += 'a'.repeat(35 + Math.floor(rand() * 20)); // names near the 40-character bound
+    else s += WORDS[Math.floor(rand() * WORDS.length)];
+  }
+  return s;
+}
+
+test('anchored search = every-position search on 30,000 random texts', () => {
+  const rand = prng(20261126);
+  let withSecrets = 0;
+  for (let i = 0; i < 30_000; i++) {
+    const text = randomText(rand);
+    const expected = findSecretsEveryPosition(text);
+    assert.deepEqual(findSecrets(text), expected, `text #${i}: ${JSON.stringify(text)}`);
+    if (expected.length > 0) withSecrets++;
+  }
+  // The texts must exercise the rules, or the comparison proves nothing.
+  assert.ok(withSecrets > 3_000, `only ${withSecrets} texts had a secret`);
+});
+
+test('anchored search = every-position search on long texts (source files, a lockfile, concatenated random texts)', () => {
+  const rand = prng(7);
+  const texts = [readFileSync('README.md', 'utf8'), readFileSync('src/server.ts', 'utf8'), readFileSync('package-lock.json', 'utf8').slice(0, 200_000)];
+  for (let i = 0; i < 20; i++) {
+    let t = '';
+    while (t.length < 20_000) t += randomText(rand);
+    texts.push(t);
+  }
+  for (const text of texts) assert.deepEqual(findSecrets(text), findSecretsEveryPosition(text));
+});
+
+test('the gate skips nothing it must not: an assignment with a long value after backslashes and quotes is still found', () => {
+  const value = 'q8Zr2Lk9Vx3Tn7Hw5Pj1Bc6Md4Fs0Ga';
+  for (const text of [`{"config": "{\\\\"sourcegraph_token\\\\": \\\\"${value}0f3e\\\\"}"}`, `SOURCEGRAPH_TOKEN=${value}`, `my_setting = "${value}"`, `x:=${value}`, `y => '${value}'`]) {
+    assert.deepEqual(findSecrets(text), findSecretsEveryPosition(text), text);
+  }
+  assert.ok(findSecrets(`SOURCEGRAPH_TOKEN=${value}`).length > 0);
+});
