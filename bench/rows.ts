@@ -183,7 +183,10 @@ export async function startGateway(
   const port = listenPort ?? (await freePort());
   const base = `http://127.0.0.1:${port}`;
   const configFile = join(ctx.workDir, `${name}.yaml`);
-  writeFileSync(configFile, stringify({ listen: { host: '127.0.0.1', port }, servers: { echo }, ...extra }));
+  // BENCH_GATEWAY_CONFIG: JSON merged into every gateway row's config, for A/B runs, e.g.
+  // '{"audit":{"sinks":[]}}' to see what auditing costs in a given row.
+  const ab = process.env.BENCH_GATEWAY_CONFIG ? (JSON.parse(process.env.BENCH_GATEWAY_CONFIG) as Record<string, unknown>) : {};
+  writeFileSync(configFile, stringify({ listen: { host: '127.0.0.1', port }, servers: { echo }, ...extra, ...ab }));
   const gateway = await startProcess({
     name: 'gateway',
     command: process.execPath,
