@@ -339,6 +339,59 @@ export function hasCandidateRun(s: string): boolean {
 
 const MAX_DECODE_CANDIDATES = 32;
 const MAX_CANDIDATE_LENGTH = 64 * 1024;
+/**
+ * Maximal runs of the characters a candidate is made of ('=' included for padding), long enough
+ * to hold one. Every candidate lies inside such a run, and the characters around a run are
+ * outside every candidate pattern's look-behind and look-ahead classes, so matching inside each
+ * run finds exactly what matching the whole text finds, without trying the patterns' look-behind
+ * and quantifiers at every character of ordinary text.
+ */
+const RUN_CHAR = new Uint8Array(128);
+for (const c of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/_=-') RUN_CHAR[c.charCodeAt(0)] = 1;
+
+/** [offset, text] of each maximal run of RUN_CHAR at least MIN_CANDIDATE_RUN long, in one pass. */
+function candidateRuns(view: string): Array<[number, string]> {
+  const runs: Array<[number, string]> = [];
+  let start = -1;
+  for (let i = 0; i <= view.length; i++) {
+    const c = i < view.length ? view.charCodeAt(i) : 0;
+    if (c < 128 && RUN_CHAR[c] === 1) {
+      if (start < 0) start = i;
+    } else if (start >= 0) {
+      if (i - start >= MIN_CANDIDATE_RUN) runs.push([start, view.slice(start, i)]);
+      start = -1;
+    }
+  }
+  return runs;
+}
+
+export interface EncodedCandidate {
+  index: number;
+  text: string;
+  hex: boolean;
+}
+
+/**
+ * The base64 and hex runs the decode step looks at, in its order (all base64 candidates, then
+ * all hex ones) and within its limits (at most MAX_DECODE_CANDIDATES, longer than
+ * MAX_CANDIDATE_LENGTH skipped). `everyPosition` matches the patterns over the whole text: the
+ * reference the run-by-run search is tested against.
+ */
+export function encodedCandidates(view: string, everyPosition = false): EncodedCandidate[] {
+  const out: EncodedCandidate[] = [];
+  const runs: Array<[number, string]> = everyPosition ? [[0, view]] : candidateRuns(view);
+  for (const re of [B64_CANDIDATE, HEX_CANDIDATE]) {
+    for (const [offset, run] of runs) {
+      re.lastIndex = 0;
+      let m: RegExpExecArray | null;
+      while (out.length < MAX_DECODE_CANDIDATES && (m = re.exec(run)) !== null) {
+        if (m[0].length > MAX_CANDIDATE_LENGTH) continue;
+        out.push({ index: offset + m.index, text: m[0], hex: re === HEX_CANDIDATE });
+      }
+    }
+  }
+  return out;
+}
 
 function printableRatio(s: string): number {
   if (s.length === 0) return 0;
@@ -416,27 +469,20 @@ export function detectInjection(text: string, opts: InjectionOptions = {}): Find
   }
 
   if (opts.decode !== false && hasCandidateRun(view)) {
-    let n = 0;
-    for (const re of [B64_CANDIDATE, HEX_CANDIDATE]) {
-      re.lastIndex = 0;
-      let m: RegExpExecArray | null;
-      while ((m = re.exec(view)) !== null && n < MAX_DECODE_CANDIDATES) {
-        if (m[0].length > MAX_CANDIDATE_LENGTH) continue;
-        n++;
-        const decoded = decodeCandidate(m[0], re === HEX_CANDIDATE);
-        if (decoded === undefined) continue;
-        const inner = detectInjection(decoded, { decode: false }).filter((f) => f.severity !== 'low');
-        if (inner.length === 0) continue;
-        out.push({
-          rule: 'injection.encoded-payload',
-          kind: 'injection',
-          severity: 'high',
-          message: `an encoded payload decodes to instructions (${[...new Set(inner.map((f) => f.rule))].join(', ')})`,
-          evidence: m[0].length > 48 ? `${m[0].slice(0, 48)}…` : m[0],
-          start: m.index,
-          end: m.index + m[0].length,
-        });
-      }
+    for (const c of encodedCandidates(view)) {
+      const decoded = decodeCandidate(c.text, c.hex);
+      if (decoded === undefined) continue;
+      const inner = detectInjection(decoded, { decode: false }).filter((f) => f.severity !== 'low');
+      if (inner.length === 0) continue;
+      out.push({
+        rule: 'injection.encoded-payload',
+        kind: 'injection',
+        severity: 'high',
+        message: `an encoded payload decodes to instructions (${[...new Set(inner.map((f) => f.rule))].join(', ')})`,
+        evidence: c.text.length > 48 ? `${c.text.slice(0, 48)}…` : c.text,
+        start: c.index,
+        end: c.index + c.text.length,
+      });
     }
   }
   return out;
