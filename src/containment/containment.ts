@@ -60,6 +60,8 @@ export interface LocalSession {
   readonly createdAt: number;
   readonly lastSeen: number;
   close(reason: string): Promise<void>;
+  /** Send the client a parameterless notification from the gateway (list_changed). */
+  announce(method: string): void;
 }
 
 export interface LocalSessions {
@@ -97,6 +99,9 @@ function h(s: string): string {
 export function revocationKey(kind: RevocationKind, value: string): string {
   return `${CONTAINMENT_KEYS.revoked}${kind}:${h(value)}`;
 }
+
+const LIST_CHANGED_TOOLS = ['notifications/tools/list_changed'];
+const LIST_CHANGED_ALL = ['notifications/tools/list_changed', 'notifications/prompts/list_changed', 'notifications/resources/list_changed'];
 
 export function quarantineKey(server: string, tool: string | undefined): string {
   return `${CONTAINMENT_KEYS.quarantine}${server}:${tool === undefined ? '*' : h(tool)}`;
@@ -162,6 +167,8 @@ export class Containment {
   private sessions: LocalSessions | undefined;
   private readonly ackWaiters = new Map<string, (n: number, replica: string) => void>();
   private closed = false;
+  /** The lists were loaded once: later loads announce quarantine changes to local sessions. */
+  private loaded = false;
 
   constructor(
     readonly store: StateStore,
@@ -297,7 +304,39 @@ export class Containment {
     }
     this.revoked = revoked;
     this.revokedCount = count;
+    const before = this.quarantined;
     this.quarantined = quarantined;
+    if (this.loaded) this.announceQuarantine(before, quarantined);
+    this.loaded = true;
+  }
+
+  /**
+   * Tell the clients of a server whose quarantine entries changed that its lists changed: the
+   * tool list for a tool entry, every list for a whole-server entry. Every replica does this for
+   * its own sessions when it loads the new lists.
+   */
+  private announceQuarantine(before: Map<string, Map<string, QuarantineEntry>>, after: Map<string, Map<string, QuarantineEntry>>): void {
+    if (this.sessions === undefined) return;
+    const changed = new Map<string, boolean>();
+    for (const server of new Set([...before.keys(), ...after.keys()])) {
+      const a = before.get(server);
+      const b = after.get(server);
+      const keys = new Set([...(a?.keys() ?? []), ...(b?.keys() ?? [])]);
+      let tools = false;
+      let whole = false;
+      for (const k of keys) {
+        if (a?.has(k) === b?.has(k)) continue;
+        if (k === '*') whole = true;
+        else tools = true;
+      }
+      if (whole || tools) changed.set(server, whole);
+    }
+    if (changed.size === 0) return;
+    for (const s of this.sessions.all()) {
+      const whole = changed.get(s.mount);
+      if (whole === undefined) continue;
+      for (const method of whole ? LIST_CHANGED_ALL : LIST_CHANGED_TOOLS) s.announce(method);
+    }
   }
 
   // ---- hot path -------------------------------------------------------------------------

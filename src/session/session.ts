@@ -634,6 +634,17 @@ export class Session implements SessionView {
     }
   }
 
+  /**
+   * A notification the gateway itself sends the client (no params), e.g. `notifications/tools/list_changed`
+   * when an operator quarantines or releases a tool: on the standalone stream, kept for replay
+   * when no GET stream is open.
+   */
+  announce(method: string): void {
+    if (this.ended) return;
+    if (!this.standalone) this.standalone = new SseStream(this.nextStreamId(), this.buffer);
+    this.standalone.send(JSON.stringify({ jsonrpc: '2.0', method }));
+  }
+
   async close(reason: string): Promise<void> {
     if (this.ended) return;
     this.ended = true;

@@ -15,7 +15,9 @@ import { parseConfig } from '../../src/config/load.js';
 import type { FullGateway } from '../../src/gateway.js';
 import { startIssuer, type TestIssuer } from '../identity/fixtures.js';
 import { RecordingAudit } from '../stages/authorization/helpers.js';
-import { admin, base, notesClient, notesConfig, startNotesGateway, until } from './fixture.js';
+import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
+import { connectClient } from '../helpers/gateway.js';
+import { admin, base, mint, notesClient, notesConfig, startNotesGateway, until } from './fixture.js';
 
 const ADMIN_TOKEN = 'admin-token-for-tests-0123456789';
 
@@ -152,6 +154,25 @@ describe('admin API and containment through the gateway', () => {
     assert.ok(audit.events.some((e) => e.type === 'incident.tool.released'));
     const q = await admin(adminUrl, 'GET', '/quarantine', undefined, ADMIN_TOKEN);
     assert.deepEqual(q.json.quarantine, []);
+  });
+
+  test('quarantine and release reach a connected SDK client as tools/list_changed; initialize declares listChanged', async () => {
+    const { client } = await connectClient(`${base(gw)}/mcp/notes`, { headers: { authorization: `Bearer ${await mint(issuer, { sub: 'lc-user' })}` } });
+    try {
+      assert.equal(client.getServerCapabilities()?.tools?.listChanged, true);
+      let heard = 0;
+      client.setNotificationHandler(ToolListChangedNotificationSchema, () => {
+        heard++;
+      });
+      assert.equal((await admin(adminUrl, 'POST', '/quarantine', { server: 'notes', tool: 'echo' }, ADMIN_TOKEN)).status, 200);
+      await until(async () => heard, (n) => n === 1, 'list_changed after the quarantine');
+      assert.ok(!(await client.listTools()).tools.some((t) => t.name === 'echo'));
+      assert.equal((await admin(adminUrl, 'POST', '/release', { server: 'notes', tool: 'echo' }, ADMIN_TOKEN)).status, 200);
+      await until(async () => heard, (n) => n === 2, 'list_changed after the release');
+      assert.ok((await client.listTools()).tools.some((t) => t.name === 'echo'));
+    } finally {
+      await client.close();
+    }
   });
 
   test('sessions: listed with their principal, ended by id and by subject, audited', async () => {

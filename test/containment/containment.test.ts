@@ -140,6 +140,7 @@ test('ending sessions: every replica closes its matching sessions and reports', 
       createdAt: Date.now(),
       lastSeen: Date.now(),
       close: async () => void closed.push(id),
+      announce: () => {},
     });
     const onA = [mk('s1', 'alice'), mk('s2', 'bob')];
     const onB = [mk('s3', 'alice', 'd'), mk('s4', 'carol')];
@@ -157,6 +158,39 @@ test('ending sessions: every replica closes its matching sessions and reports', 
     assert.equal(all.find((s) => s.id === 's3')!.clientId, 'd');
     // an empty selector matches nothing
     assert.equal(sessionMatches(mk('x', 'alice'), {}), false);
+  }));
+
+test('quarantine changes are announced to the sessions of that server on every replica: tools list for a tool, every list for the server', () =>
+  withReplicas(async (a, b) => {
+    const heard: Array<[string, string]> = [];
+    const mk = (id: string, mount: string): LocalSession => ({
+      id,
+      mount,
+      owner: undefined,
+      createdAt: Date.now(),
+      lastSeen: Date.now(),
+      close: async () => {},
+      announce: (method) => void heard.push([id, method]),
+    });
+    a.attachSessions({ all: () => [mk('a-notes', 'notes'), mk('a-crm', 'crm')] });
+    b.attachSessions({ all: () => [mk('b-notes', 'notes')] });
+    await a.quarantine('notes', 'delete_note', { by: 'test' });
+    await until(() => heard.filter(([, m]) => m === 'notifications/tools/list_changed').length === 2, 'both replicas announce');
+    assert.deepEqual(heard.sort(), [
+      ['a-notes', 'notifications/tools/list_changed'],
+      ['b-notes', 'notifications/tools/list_changed'],
+    ]);
+    heard.length = 0;
+    await a.quarantine('crm', undefined, { by: 'test' });
+    await until(() => heard.length === 3, 'the crm session hears about every list');
+    assert.deepEqual(heard.map(([, m]) => m).sort(), ['notifications/prompts/list_changed', 'notifications/resources/list_changed', 'notifications/tools/list_changed']);
+    assert.ok(heard.every(([id]) => id === 'a-crm'));
+    heard.length = 0;
+    // A refresh that changes nothing says nothing; a release is announced like a quarantine.
+    await a.sync(true);
+    assert.deepEqual(heard, []);
+    await b.release('notes', 'delete_note');
+    await until(() => heard.length === 2, 'the release is announced on both replicas');
   }));
 
 test('failOpenRateLimits: lets takeToken through only on ERR_BASTION_STATE_UNAVAILABLE; the default view fails closed', async () => {

@@ -4,6 +4,9 @@
  * integrity layer's held-back tools. A whole server in quarantine lists no tools, prompts or
  * resources and refuses every call, prompt and read.
  *
+ * When the quarantine list changes, the sessions of that server are sent list_changed
+ * notifications (containment.ts), and initialize results declare `listChanged` so clients expect them.
+ *
  * The list comes from the local containment cache (no store round trip); when that cache
  * cannot be trusted, calls and lists get 503 ERR_BASTION_STATE_UNAVAILABLE (fail closed).
  */
@@ -21,6 +24,26 @@ const LISTS: Record<string, string> = {
   'resources/templates/list': 'resourceTemplates',
 };
 const GUARDED = new Set(['tools/call', 'prompts/get', 'resources/read']);
+
+/**
+ * A quarantine changes what the lists hold, and the gateway then sends the session
+ * `notifications/{tools,prompts,resources}/list_changed` (containment.ts): the initialize result
+ * declares `listChanged` for each list the server offers, so clients listen for them.
+ */
+function declareListChanged<M extends { result?: unknown }>(msg: M): M {
+  const result = msg.result as { capabilities?: Record<string, unknown> } | undefined;
+  const caps = result?.capabilities;
+  if (caps === null || typeof caps !== 'object') return msg;
+  const next: Record<string, unknown> = { ...caps };
+  let changed = false;
+  for (const k of ['tools', 'prompts', 'resources']) {
+    const c = caps[k];
+    if (c === null || typeof c !== 'object' || Array.isArray(c) || (c as { listChanged?: unknown }).listChanged === true) continue;
+    next[k] = { ...c, listChanged: true };
+    changed = true;
+  }
+  return changed ? { ...msg, result: { ...result, capabilities: next } } : msg;
+}
 
 export function quarantineStage(deps: { containment: Containment }): Stage {
   const { containment } = deps;
@@ -44,6 +67,7 @@ export function quarantineStage(deps: { containment: Containment }): Stage {
     },
     onUpstreamMessage(ctx, msg) {
       if (!isResponse(msg) || msg.result === undefined || ctx.method === undefined) return msg;
+      if (ctx.method === 'initialize') return declareListChanged(msg);
       const field = LISTS[ctx.method];
       if (field === undefined) return msg;
       const entries = containment.quarantineFor(ctx.mount.name);
