@@ -13,6 +13,10 @@ import { createAuditFromConfig } from './audit/setup.js';
 import { auditGateStage } from './audit/gate.js';
 import { createMetrics, type Metrics } from './metrics/metrics.js';
 import { metricsRoute } from './metrics/route.js';
+import { isLoopback } from './identity/startup.js';
+import { resolveSecret } from './identity/util.js';
+import { BastionError } from './errors.js';
+import type { SecretRef } from './config/auth.js';
 import { createIdentityLayer } from './stages/identity/layer.js';
 import { loadPolicy } from './policy/load.js';
 import { policyStage } from './stages/authorization/policy.js';
@@ -79,7 +83,19 @@ export async function startGatewayFromConfig(loaded: LoadedConfig, options: Full
 
   const policy = await loadPolicy(config, loaded.baseDir);
   const validator = new ArgumentValidator();
-  const metricsRoutes = metrics && config.metrics.enabled ? metricsRoute(metrics, config.metrics.path) : undefined;
+  const metricsToken = config.metrics.token === undefined ? undefined : readMetricsToken(config.metrics.token, loaded);
+  if (metrics && config.metrics.enabled && metricsToken === undefined && !isLoopback(config.listen.host)) {
+    logger.warn(`metrics: ${config.metrics.path} is readable by anyone who reaches ${config.listen.host}:${config.listen.port} (mount and tool names, decision counts); set metrics.token to require a scrape token`);
+  }
+  const metricsRoutes =
+    metrics && config.metrics.enabled
+      ? metricsRoute(metrics, {
+          path: config.metrics.path,
+          token: metricsToken,
+          onRefused: (req, reason) =>
+            audit.emit({ type: 'request.rejected', outcome: 'denied', reason: `metrics_${reason}`, code: 'ERR_BASTION_METRICS_UNAUTHORIZED', status: 401, method: req.method ?? 'GET', path: config.metrics.path, clientIp: req.socket.remoteAddress }),
+        })
+      : undefined;
 
   const detector = config.anomaly.enabled ? createAnomalyDetector({ store, config: config.anomaly }) : undefined;
 
@@ -156,4 +172,13 @@ export async function startGatewayFromConfig(loaded: LoadedConfig, options: Full
       await releaseLayers();
     },
   });
+}
+
+/** The metrics scrape token; a missing variable or file stops the gateway naming the key and file. */
+function readMetricsToken(ref: SecretRef, loaded: LoadedConfig): string {
+  try {
+    return resolveSecret(ref, loaded.baseDir);
+  } catch (err) {
+    throw new BastionError('ERR_BASTION_CONFIG_INVALID', `Invalid configuration${loaded.file ? ` in ${loaded.file}` : ''}:\n  metrics.token: ${(err as Error).message}`);
+  }
 }

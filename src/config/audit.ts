@@ -6,6 +6,7 @@
  * {type: otlp, endpoint} | {type: webhook, url}]}`.
  */
 import { z } from 'zod';
+import { secretRefSchema } from './auth.js';
 
 const retryFields = {
   retry: z
@@ -212,6 +213,9 @@ export const auditGlobalFields = {
     .object({
       enabled: z.boolean().default(true).describe('Serve Prometheus metrics.'),
       path: z.string().regex(/^\/[A-Za-z0-9._~/-]*$/).default('/metrics').describe('HTTP path of the metrics endpoint on the listener.'),
+      token: secretRefSchema
+        .optional()
+        .describe('Bearer token a scraper must send (`Authorization: Bearer …`, Prometheus `authorization.credentials_file`). Without it, anyone who reaches the listener can read the metrics (mount and tool names, decision counts).'),
     })
     .strict()
     .prefault({})

@@ -8,7 +8,8 @@ import type { Config } from '../config/schema.js';
 import { authRequired } from './resource.js';
 import { createApiKeyVerifier } from './api-keys.js';
 
-function isLoopback(host: string): boolean {
+/** `localhost`, `::1` or 127.0.0.0/8 (brackets allowed). */
+export function isLoopback(host: string): boolean {
   const h = host.replace(/^\[|\]$/g, '').toLowerCase();
   return h === 'localhost' || h === '::1' || /^127\./.test(h);
 }

@@ -1,17 +1,43 @@
 /**
  * The metrics endpoint as a gateway route (GatewayOptions.routes): GET/HEAD `path` answers the
- * Prometheus text format; other methods get 405. Never cached.
+ * Prometheus text format; other methods get 405. Never cached. With a scrape token, a request
+ * without `Authorization: Bearer <token>` (compared in constant time) gets 401 and is reported
+ * through `onRefused` (the gateway audits it).
  */
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { metricsHandler, type Metrics } from './metrics.js';
 
-export function metricsRoute(metrics: Metrics, path = '/metrics'): (req: IncomingMessage, res: ServerResponse, reqPath: string) => Promise<boolean> {
+export interface MetricsRouteOptions {
+  path?: string;
+  /** Bearer token scrapers must send; undefined: open. */
+  token?: string | undefined;
+  onRefused?: (req: IncomingMessage, reason: 'missing_token' | 'invalid_token') => void;
+}
+
+const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
+
+export function metricsRoute(metrics: Metrics, options: MetricsRouteOptions = {}): (req: IncomingMessage, res: ServerResponse, reqPath: string) => Promise<boolean> {
   const handler = metricsHandler(metrics);
+  const path = options.path ?? '/metrics';
+  const expected = options.token === undefined ? undefined : digest(options.token);
   return async (req, res, reqPath) => {
     if (reqPath !== path) return false;
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { allow: 'GET, HEAD', 'content-length': 0 }).end();
       return true;
+    }
+    if (expected !== undefined) {
+      const m = /^Bearer +(\S+)\s*$/i.exec(req.headers.authorization ?? '');
+      // Equal-length digests: the comparison takes the same time whatever the token sent.
+      if (m === null || !timingSafeEqual(digest(m[1]!), expected)) {
+        const reason = m === null ? 'missing_token' : 'invalid_token';
+        options.onRefused?.(req, reason);
+        const body = JSON.stringify({ error: reason === 'missing_token' ? 'unauthorized' : 'invalid_token', message: 'The metrics endpoint needs the scrape token: Authorization: Bearer <metrics.token>.' });
+        res.writeHead(401, { 'www-authenticate': `Bearer realm="metrics"${reason === 'invalid_token' ? ', error="invalid_token"' : ''}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
+        res.end(body);
+        return true;
+      }
     }
     const r = await handler();
     res.writeHead(200, { 'content-type': r.contentType, 'content-length': Buffer.byteLength(r.body), 'cache-control': 'no-store' });

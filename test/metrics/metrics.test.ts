@@ -51,7 +51,7 @@ test('metricsRoute serves the registry at its path over real HTTP, 405 for other
   const { metricsRoute } = await import('../../src/metrics/route.js');
   const m = createMetrics({ defaultMetrics: false });
   m.observeRequest({ mount: 'a', method: 'tools/list', outcome: 'allowed', durationMs: 2 });
-  const route = metricsRoute(m, '/metrics');
+  const route = metricsRoute(m, { path: '/metrics' });
   const server = createServer((req, res) => {
     void route(req, res, (req.url ?? '/').split('?')[0]!).then((handled) => {
       if (!handled) res.writeHead(404).end();
@@ -70,4 +70,37 @@ test('metricsRoute serves the registry at its path over real HTTP, 405 for other
     server.closeAllConnections();
     await new Promise((r) => server.close(r));
   }
+});
+
+test('metrics.token: no or a wrong bearer token gets 401 and an audit record; the right one the metrics; a missing secret stops the gateway', async () => {
+  const { gateway } = await import('../helpers/gateway.js');
+  const { RecordingAudit } = await import('../stages/authorization/helpers.js');
+  process.env.BASTION_TEST_METRICS_TOKEN = 'scrape-token-0123456789';
+  const audit = new RecordingAudit();
+  const gw = await gateway({ servers: {}, metrics: { token: { env: 'BASTION_TEST_METRICS_TOKEN' } } } as never, { audit });
+  try {
+    const url = `${gw.url}/metrics`;
+    const none = await fetch(url);
+    assert.equal(none.status, 401);
+    assert.match(none.headers.get('www-authenticate')!, /^Bearer realm="metrics"$/);
+    assert.doesNotMatch(await none.text(), /bastion_/);
+    const wrong = await fetch(url, { headers: { authorization: 'Bearer scrape-token-0123456780' } });
+    assert.equal(wrong.status, 401);
+    assert.match(wrong.headers.get('www-authenticate')!, /error="invalid_token"/);
+    const prefix = await fetch(url, { headers: { authorization: 'Bearer scrape-token-012345678' } });
+    assert.equal(prefix.status, 401);
+    const ok = await fetch(url, { headers: { authorization: 'Bearer scrape-token-0123456789' } });
+    assert.equal(ok.status, 200);
+    assert.match(await ok.text(), /nodejs_heap_size_used_bytes/);
+    const refused = audit.events.filter((e) => e.type === 'request.rejected' && typeof e.reason === 'string' && e.reason.startsWith('metrics_'));
+    assert.deepEqual(refused.map((e) => e.reason), ['metrics_missing_token', 'metrics_invalid_token', 'metrics_invalid_token']);
+    assert.ok(!JSON.stringify(audit.events).includes('scrape-token'), 'the token is never in an audit record');
+  } finally {
+    await gw.close();
+  }
+  delete process.env.BASTION_TEST_METRICS_TOKEN;
+  await assert.rejects(
+    gateway({ servers: {}, metrics: { token: { env: 'BASTION_TEST_METRICS_TOKEN' } } } as never),
+    (err: Error) => /metrics\.token: environment variable BASTION_TEST_METRICS_TOKEN is not set/.test(err.message),
+  );
 });
