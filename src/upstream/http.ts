@@ -98,7 +98,7 @@ export class HttpUpstream implements UpstreamConnection {
   private sessionHeaders = '';
   private barrier: Promise<void> | undefined;
   private closed = false;
-  private getStream: Http1Request | undefined;
+  private getStream: Exchange | undefined;
   /** Requests sent and not answered yet (upstream ids), for resumption and for close. */
   private readonly open = new Set<JsonRpcId>();
 
@@ -338,30 +338,33 @@ export class HttpUpstream implements UpstreamConnection {
 
   private resume(reqId: JsonRpcId, lastEventId: string, attempt: number): void {
     if (this.closed || !this.open.has(reqId)) return;
-    Promise.resolve()
-      .then(() => this.headers(`${SSE_HEADERS}${renderHeaders({ 'last-event-id': lastEventId })}`, undefined))
-      .then(
-        (headers) => {
-          dispatch(
-            this.opts.pool,
-            'GET',
-            this.path,
-            headers,
-            undefined,
-            handler(
-              (head, abort) => {
-                if (head.status !== 200 || !isEventStream(head)) {
-                  this.synthesizeError(reqId, `upstream refused to resume the stream (HTTP ${head.status})`);
-                  return DISCARD;
-                }
-                return this.readSse(reqId, attempt, abort);
-              },
-              () => this.synthesizeError(reqId, 'upstream stream resumption failed'),
-            ),
-          );
+    this.getEventStream(
+      lastEventId,
+      handler(
+        (head, abort) => {
+          if (head.status !== 200 || !isEventStream(head)) {
+            this.synthesizeError(reqId, `upstream refused to resume the stream (HTTP ${head.status})`);
+            return DISCARD;
+          }
+          return this.readSse(reqId, attempt, abort);
         },
-        () => this.synthesizeError(reqId, 'upstream credentials unavailable'),
-      );
+        () => this.synthesizeError(reqId, 'upstream stream resumption failed'),
+      ),
+      () => this.synthesizeError(reqId, 'upstream credentials unavailable'),
+    );
+  }
+
+  /**
+   * GET the endpoint as an event stream (after `lastEventId` when resuming) with the gateway's
+   * headers; once this connection is closed the exchange hears an error instead.
+   */
+  private getEventStream(lastEventId: string | undefined, ex: Exchange, noCredentials: () => void): void {
+    Promise.resolve()
+      .then(() => this.headers(lastEventId ? `${SSE_HEADERS}${renderHeaders({ 'last-event-id': lastEventId })}` : SSE_HEADERS, undefined))
+      .then((headers) => {
+        if (this.closed) ex.onError(new Error('upstream connection is closed'));
+        else dispatch(this.opts.pool, 'GET', this.path, headers, undefined, ex);
+      }, noCredentials);
   }
 
   private deliver(m: JsonRpcMessage, relatedTo: JsonRpcId | undefined): void {
@@ -390,50 +393,34 @@ export class HttpUpstream implements UpstreamConnection {
       const t = setTimeout(() => this.openGetStream(() => {}, last, n), delayMs);
       t.unref();
     };
-    Promise.resolve()
-      .then(() => this.headers(lastEventId ? `${SSE_HEADERS}${renderHeaders({ 'last-event-id': lastEventId })}` : SSE_HEADERS, undefined))
-      .then(
-        (headers) => {
-          if (this.closed) {
-            ready();
-            return;
-          }
-          this.getStream = dispatch(
-            this.opts.pool,
-            'GET',
-            this.path,
-            headers,
-            undefined,
-            handler(
-              (head, abort) => {
-                ready();
-                // 405: the upstream offers no standalone stream. Anything else: no stream either.
-                if (head.status !== 200 || !isEventStream(head)) return DISCARD;
-                // Ended or broken off: reconnect after the server's retry delay, from the last event.
-                return this.consumeSse(undefined, abort, (parser, retryMs) => retry(retryMs, parser.lastEventId, 0));
-              },
-              () => {
-                ready();
-                if (failures < 5) retry(1000 * 2 ** failures, lastEventId, failures + 1);
-              },
-            ),
-          );
-        },
-        () => ready(),
-      );
+    const ex = handler(
+      (head, abort) => {
+        ready();
+        // 405: the upstream offers no standalone stream. Anything else: no stream either.
+        if (head.status !== 200 || !isEventStream(head)) return DISCARD;
+        // Ended or broken off: reconnect after the server's retry delay, from the last event.
+        return this.consumeSse(undefined, abort, (parser, retryMs) => retry(retryMs, parser.lastEventId, 0));
+      },
+      () => {
+        ready();
+        if (failures < 5) retry(1000 * 2 ** failures, lastEventId, failures + 1);
+      },
+    );
+    this.getStream = ex;
+    this.getEventStream(lastEventId, ex, ready);
   }
 
   private fail(kind: 'protocol' | 'expired' | 'error', detail: string): void {
     if (this.closed) return;
     this.closed = true;
-    this.getStream?.abort();
+    this.getStream?.request?.abort();
     this.opts.handlers.onClose({ kind, detail });
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.getStream?.abort();
+    this.getStream?.request?.abort();
     if (this.sessionId === undefined) return;
     // Tell the upstream the session is over (best effort, bounded).
     try {

@@ -5,18 +5,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { prng } from '../helpers/prng.js';
 import { encodedCandidates, detectInjection } from '../../src/sanitizer/injection.js';
 
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const ALPHABETS = ['ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/', 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_', '0123456789abcdef', '0123456789ABCDEF'];
 const SEPARATORS = [' ', '\n', '=', '==', '.', ':', '"', '+', '/', '-', '_', '~', ',', '(', ')', 'é', '\u00a0', '', 'x', '9'];

@@ -5,20 +5,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { prng } from '../helpers/prng.js';
 import { readFileSync } from 'node:fs';
 import { findSecrets, findSecretsEveryPosition } from '../../src/sanitizer/secrets.js';
 
-/** mulberry32: a small seeded PRNG, so a failure names a reproducible text. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/_-.=~';
 

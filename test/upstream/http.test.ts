@@ -12,16 +12,8 @@ import { HttpUpstream, type HttpUpstreamOptions } from '../../src/upstream/http.
 import { Http1Error, Http1Pool } from '../../src/upstream/http1.js';
 import type { JsonRpcId, JsonRpcMessage } from '../../src/pipeline/messages.js';
 import type { UpstreamCloseReason } from '../../src/upstream/connection.js';
+import { delay, takeRequests, until } from '../helpers/raw-http.js';
 
-const delay = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function until(cond: () => boolean, what: string, timeoutMs = 1000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await delay(2);
-  }
-}
 
 // ---------------------------------------------------------------------------------------------
 // A raw upstream: parses our client's requests, records them and every connection.
@@ -53,25 +45,19 @@ async function rawServer(respond: (req: RawRequest) => void, path = '/mcp'): Pro
     const rec = { socket, closed: false };
     sockets.push(rec);
     socket.once('close', () => (rec.closed = true));
-    let data = '';
+    const buf = { data: '' };
     socket.on('data', (d: Buffer) => {
-      data += d.toString('latin1');
-      for (;;) {
-        const end = data.indexOf('\r\n\r\n');
-        if (end < 0) return;
-        const lines = data.slice(0, end).split('\r\n');
-        const [method = '', p = ''] = (lines[0] ?? '').split(' ');
-        const headers = lines.slice(1).map((l): [string, string] => {
-          const i = l.indexOf(':');
-          return [l.slice(0, i).toLowerCase(), l.slice(i + 1).trim()];
-        });
-        const len = Number(headers.find(([n]) => n === 'content-length')?.[1] ?? 0);
-        if (data.length < end + 4 + len) return;
-        const req: RawRequest = { method, path: p, headers, body: Buffer.from(data.slice(end + 4, end + 4 + len), 'latin1').toString('utf8'), raw: data.slice(0, end + 4 + len), socket };
-        data = data.slice(end + 4 + len);
+      buf.data += d.toString('latin1');
+      takeRequests(buf, (r) => {
+        const req: RawRequest = {
+          ...r,
+          headers: r.headers.map(([n, v]): [string, string] => [n.toLowerCase(), v]),
+          body: Buffer.from(r.body, 'latin1').toString('utf8'),
+          socket,
+        };
         requests.push(req);
         respond(req);
-      }
+      });
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));

@@ -15,30 +15,14 @@ import tls from 'node:tls';
 import { readFileSync } from 'node:fs';
 import { Http1Error, Http1Pool, renderHeaders, type Http1Head, type Http1PoolOptions, type Http1Request } from '../../src/upstream/http1.js';
 import { makePki, type TestPki } from '../tls/certs.js';
+import { delay, takeRequests, until, type ParsedRequest } from '../helpers/raw-http.js';
 
-const delay = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function until(cond: () => boolean, what: string, timeoutMs = 1000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await delay(2);
-  }
-}
 
 // ---------------------------------------------------------------------------------------------
 // A raw server: parses the (simple, never pipelined) requests of our client, hands each to
 // `respond`, records every connection, every request and every byte received.
 
-interface RawRequest {
-  method: string;
-  path: string;
-  /** Header lines as received, in order, names as sent. */
-  headers: [string, string][];
-  body: string;
-  /** The exact bytes of this request (latin1). */
-  raw: string;
-}
+type RawRequest = ParsedRequest;
 
 interface ServerConn {
   index: number;
@@ -56,28 +40,6 @@ interface RawServer {
 }
 
 type Respond = (req: RawRequest, conn: ServerConn) => void;
-
-function parseRequests(conn: ServerConn, buf: { data: string }, onRequest: (r: RawRequest) => void): void {
-  for (;;) {
-    const end = buf.data.indexOf('\r\n\r\n');
-    if (end < 0) return;
-    const lines = buf.data.slice(0, end).split('\r\n');
-    const [method = '', path = ''] = (lines[0] ?? '').split(' ');
-    const headers = lines.slice(1).map((l): [string, string] => {
-      const i = l.indexOf(':');
-      return [l.slice(0, i), l.slice(i + 1).trim()];
-    });
-    const cl = headers.find(([n]) => n.toLowerCase() === 'content-length');
-    const len = cl ? Number(cl[1]) : 0;
-    if (buf.data.length < end + 4 + len) return;
-    const raw = buf.data.slice(0, end + 4 + len);
-    const body = buf.data.slice(end + 4, end + 4 + len);
-    buf.data = buf.data.slice(end + 4 + len);
-    const req: RawRequest = { method, path, headers, body, raw };
-    conn.requests.push(req);
-    onRequest(req);
-  }
-}
 
 async function rawServer(respond: Respond, options: { tls?: tls.TlsOptions; silent?: boolean } = {}): Promise<RawServer> {
   const conns: ServerConn[] = [];
@@ -99,7 +61,8 @@ async function rawServer(respond: Respond, options: { tls?: tls.TlsOptions; sile
     const buf = { data: '' };
     socket.on('data', (d: Buffer) => {
       buf.data += d.toString('latin1');
-      parseRequests(conn, buf, (req) => {
+      takeRequests(buf, (req) => {
+        conn.requests.push(req);
         requests.push(req);
         respond(req, conn);
       });
