@@ -580,10 +580,11 @@ export function findSecretsEveryPosition(text: string): SecretMatch[] {
 
 /**
  * A necessary condition for both the vendor-token and the high-entropy rule: an assignment
- * (`:`, `=`, `:=`, `=>`) followed, after at most 3 spaces or tabs, 3 backslashes and a quote, by
- * 20 value characters. Both expressions require exactly that, so text without it skips them.
+ * (`=`, `:=`, `=>`, or `:` before a space, tab, quote or backslash, so not the `:` of a URL)
+ * followed, after at most 3 spaces or tabs, 3 backslashes and a quote, by 20 value characters.
+ * Both expressions require exactly that, so text without it skips them.
  */
-const ASSIGNED_VALUE = /(?::=|=>|=|:)[ \t]{0,3}\\{0,3}["'`]?[A-Za-z0-9+/_=~.-]{20}/;
+const ASSIGNED_VALUE = /(?::=|=>|=|:(?=[ \t"'`\\]))[ \t]{0,3}\\{0,3}["'`]?[A-Za-z0-9+/_=~.-]{20}/;
 
 function find(text: string, everyPosition: boolean): SecretMatch[] {
   const lower = text.toLowerCase();

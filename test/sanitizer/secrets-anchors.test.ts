@@ -72,4 +72,8 @@ test('the gate skips nothing it must not: an assignment with a long value after 
     assert.deepEqual(findSecrets(text), findSecretsEveryPosition(text), text);
   }
   assert.ok(findSecrets(`SOURCEGRAPH_TOKEN=${value}`).length > 0);
+  // JSON inside a JSON string: the colon is followed by a backslash, not a space or a quote.
+  const nested = `{"cfg":"{\\"sourcegraph_token\\":\\"${value}0f3e\\"}"}`;
+  assert.deepEqual(findSecrets(nested), findSecretsEveryPosition(nested));
+  assert.ok(findSecrets(nested).some((m) => m.type === 'vendor-token'), nested);
 });
