@@ -70,8 +70,16 @@ test('bastion dev: authentication required, the printed recipe works, dev.json h
     const del = await post(url, { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'delete_note', arguments: { title: 'hello' } } }, h);
     assert.equal(del.status, 403);
     assert.match(del.headers.get('www-authenticate') ?? '', /insufficient_scope/);
-    // The audit trail is there and verifies.
-    assert.match(readFileSync(join(dir, 'audit.jsonl'), 'utf8'), /tool\.call\.completed/);
+    // The audit trail is there. Records are written after the answer, off the request path:
+    // wait for them (bounded) rather than read the file the moment the answer arrives.
+    const auditFile = join(dir, 'audit.jsonl');
+    const deadline = Date.now() + 10_000;
+    while (!/tool\.call\.completed[\s\S]*tool\.call\.denied|tool\.call\.denied[\s\S]*tool\.call\.completed/.test(readFileSync(auditFile, 'utf8')) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const trail = readFileSync(auditFile, 'utf8');
+    assert.match(trail, /tool\.call\.completed/);
+    assert.match(trail, /tool\.call\.denied/);
   } finally {
     child.kill('SIGTERM');
     await new Promise((r) => child.once('exit', r));
