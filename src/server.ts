@@ -33,7 +33,7 @@ import { canonicalResource } from './identity/resource.js';
 import { requestAuditBase, toolCallEvent } from './audit/request.js';
 import { StdioUpstream } from './upstream/stdio.js';
 import { HttpUpstream } from './upstream/http.js';
-import { Http1Pool } from './upstream/http1.js';
+import { Http1Pool, secureContextWithCa } from './upstream/http1.js';
 import { SharedStdioHub } from './upstream/shared-stdio.js';
 import type { UpstreamConnection, UpstreamHandlers } from './upstream/connection.js';
 import { buildChildSpawn } from './upstream/child-process.js';
@@ -119,9 +119,9 @@ export async function startGateway(loaded: LoadedConfig, options: GatewayOptions
 
   const registry = new SessionRegistry(t.maxSessions, store.shared ? { store, ttlMs: t.sessionIdleTimeoutMs } : undefined);
   const health = new Map<string, MountHealth>();
-  const pools = new Map<string, Http1Pool>();
+  const pools = new Map<string, { requests: Http1Pool; streams: Http1Pool }>();
   // Private CA bundles of https upstreams, read before anything listens.
-  const upstreamCa = new Map<string, string>();
+  const upstreamCa = new Map<string, tls.SecureContext>();
   for (const [name, sc] of Object.entries(config.servers)) if (sc.http?.caFile !== undefined) upstreamCa.set(name, readCaFile(sc.http.caFile, `servers.${name}.http.caFile`));
   let pipeline: Pipeline | undefined;
   const mounts = new Map<string, MountRuntime>();
@@ -164,7 +164,14 @@ export async function startGateway(loaded: LoadedConfig, options: GatewayOptions
     health.set(name, new MountHealth(sc.stdio?.restart ?? { initialDelayMs: 200, maxDelayMs: 30_000 }));
     if (sc.http) {
       const ca = upstreamCa.get(name);
-      pools.set(name, new Http1Pool({ url: new URL(sc.http.url), maxSockets: 256, maxFreeSockets: 64, connectTimeoutMs: sc.http.connectTimeoutMs, ...(ca ? { tls: { ca: [...tls.rootCertificates, ca] } } : {}) }));
+      const host = Object.entries(sc.http.headers).find(([k]) => k.toLowerCase() === 'host')?.[1];
+      const common = { url: new URL(sc.http.url), connectTimeoutMs: sc.http.connectTimeoutMs, ...(host !== undefined ? { hostHeader: host } : {}), ...(ca ? { tls: { secureContext: ca } } : {}) };
+      // Requests and their answers get a pool of their own: the long-lived standalone GET streams
+      // (one per session) must not take the sockets POSTs need.
+      pools.set(name, {
+        requests: new Http1Pool({ ...common, maxSockets: 256, maxFreeSockets: 64 }),
+        streams: new Http1Pool({ ...common, maxSockets: t.maxSessions + 64, maxFreeSockets: 8 }),
+      });
     }
   }
   const env: StageEnv = { config, loaded, mounts, publicUrl, store, audit, logger };
@@ -238,7 +245,8 @@ export async function startGateway(loaded: LoadedConfig, options: GatewayOptions
       new HttpUpstream({
         url: h.url,
         handlers,
-        pool,
+        pool: pool.requests,
+        streamPool: pool.streams,
         headers: h.headers,
         credentials,
         maxMessageBytes: MAX_UPSTREAM_MESSAGE_BYTES,
@@ -248,8 +256,11 @@ export async function startGateway(loaded: LoadedConfig, options: GatewayOptions
   const connectors = new Map<string, (h: UpstreamHandlers) => UpstreamConnection>();
   for (const m of mounts.values()) connectors.set(m.name, connectorFor(m));
 
-  /** An upstream's private CA bundle: read at start-up; a bad file stops the gateway naming the key. */
-  function readCaFile(file: string, key: string): string {
+  /**
+   * An upstream's private CA bundle, added to the default trust store (system roots and
+   * NODE_EXTRA_CA_CERTS stay trusted): read at start-up; a bad file stops the gateway naming the key.
+   */
+  function readCaFile(file: string, key: string): tls.SecureContext {
     const path = resolvePath(loaded.baseDir, file);
     let pem: string;
     try {
@@ -257,10 +268,11 @@ export async function startGateway(loaded: LoadedConfig, options: GatewayOptions
     } catch (err) {
       throw new BastionError('ERR_BASTION_CONFIG_INVALID', `Invalid configuration${loaded.file ? ` in ${loaded.file}` : ''}:\n  ${key}: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
     }
-    if (!pem.includes('-----BEGIN CERTIFICATE-----')) {
-      throw new BastionError('ERR_BASTION_CONFIG_INVALID', `Invalid configuration${loaded.file ? ` in ${loaded.file}` : ''}:\n  ${key}: ${path} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`);
+    try {
+      return secureContextWithCa(pem);
+    } catch (err) {
+      throw new BastionError('ERR_BASTION_CONFIG_INVALID', `Invalid configuration${loaded.file ? ` in ${loaded.file}` : ''}:\n  ${key}: ${path} holds ${(err as Error).message}`);
     }
-    return pem;
   }
 
   function writeError(res: ServerResponse, err: unknown, id: JsonRpcId, session?: string): void {
@@ -479,7 +491,10 @@ export async function startGateway(loaded: LoadedConfig, options: GatewayOptions
     await registry.stop();
     clearInterval(sweeper);
     server.closeAllConnections();
-    for (const p of pools.values()) p.close();
+    for (const p of pools.values()) {
+      p.requests.close();
+      p.streams.close();
+    }
     await Promise.all(hubs.map((h) => h.close()));
     await audit.flush();
   }

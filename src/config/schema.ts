@@ -13,6 +13,7 @@ import { authGlobalFields, authServerFields } from './auth.js';
 import { policyGlobalFields, policyServerFields } from './policy.js';
 import { integrityGlobalFields, integrityServerFields } from './integrity.js';
 import { sanitizeGlobalFields, sanitizeServerFields, stdioHygieneFields, httpCredentialFields } from './sanitize.js';
+import { UPSTREAM_RESERVED_HEADERS } from './upstream-hygiene.js';
 import { auditGlobalFields } from './audit.js';
 import { stateGlobalFields } from './state.js';
 
@@ -51,7 +52,16 @@ const httpUpstream = z
     headers: z
       .record(z.string(), z.string())
       .default({})
-      .describe('Static, non-secret headers added to every upstream request. Secrets go in `credentials`.'),
+      .superRefine((h, ctx) => {
+        const seen = new Set<string>();
+        for (const k of Object.keys(h)) {
+          const name = k.toLowerCase();
+          if (UPSTREAM_RESERVED_HEADERS.has(name)) ctx.addIssue({ code: 'custom', path: [k], message: `${k} is set by the gateway itself; remove it` });
+          if (seen.has(name)) ctx.addIssue({ code: 'custom', path: [k], message: `${k} is given twice (header names ignore case)` });
+          seen.add(name);
+        }
+      })
+      .describe('Static, non-secret headers added to every upstream request (`Host` replaces the URL\'s host). Secrets go in `credentials`. Framing and MCP transport headers are the gateway\'s own.'),
     connectTimeoutMs: z.number().int().positive().default(10_000).describe('Timeout to establish an upstream connection.'),
     caFile: z
       .string()

@@ -8,6 +8,16 @@
  */
 import { z } from 'zod';
 
+/**
+ * Upstream request headers only the gateway writes: message framing and connection management
+ * (a configured one would be a request-smuggling hazard) and the MCP transport's own. Refused in
+ * `servers.NAME.http.headers` and as a credential header's name.
+ */
+export const UPSTREAM_RESERVED_HEADERS: ReadonlySet<string> = new Set([
+  'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'te', 'trailer', 'upgrade', 'expect', 'proxy-connection',
+  'content-type', 'accept', 'last-event-id', 'mcp-session-id', 'mcp-protocol-version',
+]);
+
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** RFC 9110 field-name token. */
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
@@ -75,7 +85,11 @@ const clientAuth = {
 const headerCredential = z
   .object({
     type: z.literal('header').describe('A static header whose value comes from an environment variable or a secret file.'),
-    name: z.string().regex(HEADER_NAME, 'an HTTP header name').describe('Header to send, e.g. X-Api-Key or Authorization.'),
+    name: z
+      .string()
+      .regex(HEADER_NAME, 'an HTTP header name')
+      .refine((n) => !UPSTREAM_RESERVED_HEADERS.has(n.toLowerCase()) && n.toLowerCase() !== 'host', { message: 'this header is set by the gateway itself and cannot carry a credential' })
+      .describe('Header to send, e.g. X-Api-Key or Authorization.'),
     env: envName.optional().describe('Gateway environment variable holding the header value.'),
     file: z.string().min(1).optional().describe('File holding the header value (trailing newline ignored; re-read when it changes).'),
     prefix: z.string().max(32).optional().describe('Text put before the secret, e.g. "Bearer ".'),

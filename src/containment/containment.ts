@@ -335,7 +335,14 @@ export class Containment {
     for (const s of this.sessions.all()) {
       const whole = changed.get(s.mount);
       if (whole === undefined) continue;
-      for (const method of whole ? LIST_CHANGED_ALL : LIST_CHANGED_TOOLS) s.announce(method);
+      // One session that cannot take it must not keep the others from hearing.
+      for (const method of whole ? LIST_CHANGED_ALL : LIST_CHANGED_TOOLS) {
+        try {
+          s.announce(method);
+        } catch (err) {
+          this.options.onError?.(`containment: cannot announce ${method} to session ${s.id}: ${(err as Error).message}`);
+        }
+      }
     }
   }
 

@@ -17,13 +17,16 @@ import type { JsonRpcId, JsonRpcMessage } from '../pipeline/messages.js';
 import { isRequest, toMessage } from '../pipeline/messages.js';
 import { SseParser } from './sse.js';
 import type { UpstreamConnection, UpstreamHandlers, UpstreamSendOptions } from './connection.js';
-import { renderHeaders, type Http1Head, type Http1Handler, type Http1Pool, type Http1Request } from './http1.js';
+import { UPSTREAM_RESERVED_HEADERS } from '../config/upstream-hygiene.js';
+import { Http1Error, renderHeaders, type Http1Head, type Http1Handler, type Http1Pool, type Http1Request } from './http1.js';
 
 export interface HttpUpstreamOptions {
   url: string;
   handlers: UpstreamHandlers;
-  /** Keep-alive connections to the upstream's origin, shared by the mount's sessions. */
+  /** Keep-alive connections to the upstream's origin for POSTs, shared by the mount's sessions. */
   pool: Http1Pool;
+  /** Connections for event-stream GETs (long-lived; default: `pool`). */
+  streamPool?: Http1Pool;
   /** Static, non-secret headers from config. */
   headers: Readonly<Record<string, string>>;
   /** Upstream credentials (the gateway's own, never the client's). */
@@ -34,6 +37,16 @@ export interface HttpUpstreamOptions {
 }
 
 const VISIBLE_ASCII = /^[\x21-\x7e]{1,256}$/;
+/** Shortest wait before the standalone GET stream is opened again (a server's `retry: 0` included). */
+const MIN_RECONNECT_MS = 500;
+/**
+ * Framing, connection and MCP transport headers are the gateway's own (the config schema refuses
+ * them too): a second Content-Length or a Transfer-Encoding from elsewhere would be a
+ * request-smuggling hazard.
+ */
+function refuseReserved(name: string): void {
+  if (UPSTREAM_RESERVED_HEADERS.has(name)) throw new Http1Error(`the ${name} header is set by the gateway itself`);
+}
 const POST_HEADERS = renderHeaders({ 'content-type': 'application/json', accept: 'application/json, text/event-stream' });
 const SSE_HEADERS = renderHeaders({ accept: 'text/event-stream' });
 
@@ -90,7 +103,9 @@ const isEventStream = (head: Http1Head): boolean => (head.headers['content-type'
 
 export class HttpUpstream implements UpstreamConnection {
   private readonly path: string;
-  /** Config headers and URL userinfo, rendered and checked once. */
+  /** Config headers (lower-case names) and URL userinfo. */
+  private readonly fixed = new Map<string, string>();
+  /** `fixed`, rendered and checked once. */
   private readonly staticHeaders: string;
   private sessionId: string | undefined;
   private protocolVersion: string | undefined;
@@ -105,11 +120,18 @@ export class HttpUpstream implements UpstreamConnection {
   constructor(private readonly opts: HttpUpstreamOptions) {
     const u = new URL(opts.url);
     this.path = `${u.pathname}${u.search}`;
-    const fixed: Record<string, string> = { ...opts.headers };
-    if ((u.username || u.password) && !Object.keys(fixed).some((k) => k.toLowerCase() === 'authorization')) {
-      fixed.authorization = `Basic ${Buffer.from(`${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}`).toString('base64')}`;
+    // Config headers by lower-case name (the schema refuses a name given twice); `host` goes to
+    // the pool (server.ts).
+    for (const [k, v] of Object.entries(opts.headers)) {
+      const name = k.toLowerCase();
+      refuseReserved(name);
+      if (name === 'host') continue;
+      this.fixed.set(name, v);
     }
-    this.staticHeaders = renderHeaders(fixed);
+    if ((u.username || u.password) && !this.fixed.has('authorization')) {
+      this.fixed.set('authorization', `Basic ${Buffer.from(`${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}`).toString('base64')}`);
+    }
+    this.staticHeaders = renderHeaders(Object.fromEntries(this.fixed));
   }
 
   get alive(): boolean {
@@ -128,9 +150,19 @@ export class HttpUpstream implements UpstreamConnection {
 
   /** The gateway's own headers for one request: synchronous unless credentials must be fetched. */
   private headers(extra: string, options: UpstreamSendOptions | undefined): string | Promise<string> {
-    const block = `${this.staticHeaders}${this.sessionHeaders}${extra}`;
-    if (this.opts.credentials) return this.opts.credentials(options ?? {}).then((c) => `${block}${renderHeaders(c)}`);
-    return block;
+    if (this.opts.credentials === undefined) return `${this.staticHeaders}${this.sessionHeaders}${extra}`;
+    // Credential headers replace config headers of the same name (an Authorization from the URL).
+    return this.opts.credentials(options ?? {}).then((c) => {
+      const creds = new Map<string, string>();
+      for (const [k, v] of Object.entries(c)) {
+        const name = k.toLowerCase();
+        refuseReserved(name);
+        if (name === 'host') throw new Http1Error('a credential cannot set the host header');
+        creds.set(name, v);
+      }
+      const fixed = [...this.fixed].filter(([k]) => !creds.has(k));
+      return `${renderHeaders(Object.fromEntries(fixed))}${this.sessionHeaders}${extra}${renderHeaders(Object.fromEntries(creds))}`;
+    });
   }
 
   async send(msg: JsonRpcMessage, options?: UpstreamSendOptions): Promise<void> {
@@ -279,9 +311,10 @@ export class HttpUpstream implements UpstreamConnection {
    * Read an SSE body, delivering each JSON-RPC message; a malformed event ends the upstream.
    * `ended` runs once when the stream ends or breaks, unless a malformed event ended it.
    */
-  private consumeSse(relatedTo: JsonRpcId | undefined, abort: () => void, ended: (parser: SseParser, retryMs: number) => void): BodySink {
+  private consumeSse(relatedTo: JsonRpcId | undefined, abort: () => void, ended: (parser: SseParser, retryMs: number, how: { broke: boolean; events: number }) => void): BodySink {
     let retryMs = 1000;
     let broken = false;
+    let events = 0;
     const parser = new SseParser(
       {
         onEvent: (e) => {
@@ -294,6 +327,7 @@ export class HttpUpstream implements UpstreamConnection {
             this.fail('protocol', 'upstream sent an SSE event that is not a JSON-RPC message');
             return;
           }
+          events++;
           this.deliver(m, relatedTo);
         },
         onRetry: (ms) => {
@@ -308,17 +342,17 @@ export class HttpUpstream implements UpstreamConnection {
       this.opts.maxMessageBytes,
     );
     const decoder = new StringDecoder('utf8');
-    const finish = (): void => {
+    const finish = (broke: boolean): void => {
       if (broken) return;
       broken = true;
-      ended(parser, retryMs);
+      ended(parser, retryMs, { broke, events });
     };
     return {
       data: (c) => {
         if (!broken) parser.push(decoder.write(c));
       },
-      end: finish,
-      error: finish,
+      end: () => finish(false),
+      error: () => finish(true),
     };
   }
 
@@ -363,7 +397,7 @@ export class HttpUpstream implements UpstreamConnection {
       .then(() => this.headers(lastEventId ? `${SSE_HEADERS}${renderHeaders({ 'last-event-id': lastEventId })}` : SSE_HEADERS, undefined))
       .then((headers) => {
         if (this.closed) ex.onError(new Error('upstream connection is closed'));
-        else dispatch(this.opts.pool, 'GET', this.path, headers, undefined, ex);
+        else dispatch(this.opts.streamPool ?? this.opts.pool, 'GET', this.path, headers, undefined, ex);
       }, noCredentials);
   }
 
@@ -398,8 +432,14 @@ export class HttpUpstream implements UpstreamConnection {
         ready();
         // 405: the upstream offers no standalone stream. Anything else: no stream either.
         if (head.status !== 200 || !isEventStream(head)) return DISCARD;
-        // Ended or broken off: reconnect after the server's retry delay, from the last event.
-        return this.consumeSse(undefined, abort, (parser, retryMs) => retry(retryMs, parser.lastEventId, 0));
+        // Ended: reconnect after the server's retry delay (at least MIN_RECONNECT_MS), from the
+        // last event. Broken off before any event: back off as for a failed connect, and give up
+        // after 5 in a row, so a stream that breaks at once cannot loop.
+        return this.consumeSse(undefined, abort, (parser, retryMs, how) => {
+          const failed = how.broke && how.events === 0;
+          if (failed && failures >= 5) return;
+          retry(failed ? Math.max(retryMs, 1000 * 2 ** failures) : Math.max(retryMs, MIN_RECONNECT_MS), parser.lastEventId ?? lastEventId, failed ? failures + 1 : 0);
+        });
       },
       () => {
         ready();

@@ -22,6 +22,7 @@
  */
 import net from 'node:net';
 import tls from 'node:tls';
+import { readFileSync } from 'node:fs';
 
 export interface Http1Head {
   status: number;
@@ -53,8 +54,10 @@ export interface Http1PoolOptions {
   maxHeaderBytes?: number;
   /** An idle socket older than this is not reused (default 4 s, or the server's keep-alive hint minus 1 s). */
   idleMs?: number;
-  /** Extra TLS options for https (tests pass a CA here). */
+  /** Extra TLS options for https (a secure context with a private CA, or a CA in tests). */
   tls?: tls.ConnectionOptions;
+  /** The Host header to send, when not the URL's host (an upstream behind a virtual host). */
+  hostHeader?: string;
 }
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
@@ -64,6 +67,8 @@ const STATUS_LINE = /^HTTP\/1\.([01]) (\d{3})(?: [\t\x20-\x7e\x80-\xff]*)?$/;
 const CHUNK_SIZE = /^([0-9A-Fa-f]{1,16})[\t ]*(?:;[\t\x20-\x7e\x80-\xff]*)?$/;
 const MAX_CHUNK_LINE = 4096;
 const MAX_TRAILER_BYTES = 16 * 1024;
+/** 1xx responses skipped before the real one (100 Continue, 103 Early Hints): a few at most. */
+const MAX_INFORMATIONAL = 16;
 const CRLF = Buffer.from('\r\n');
 const HEAD_END = Buffer.from('\r\n\r\n');
 
@@ -135,7 +140,14 @@ class Conn {
   maxIdleMs = Infinity;
   /** The response in progress completed inside feed(): hand the socket back after the loop. */
   private finished = false;
-  private buf: Buffer | undefined;
+  /**
+   * Bytes of a head or line whose end has not arrived yet. They are joined once the end may be
+   * in the new data, so a head sent a byte at a time costs linear, not quadratic, copying.
+   */
+  private pending: Buffer[] = [];
+  private pendingLen = 0;
+  /** Informational (1xx) responses skipped for the current request. */
+  private informational = 0;
   private state: State = 'head';
   private framing: Framing = 'none';
   private remaining = 0;
@@ -170,7 +182,9 @@ class Conn {
     this.state = 'head';
     this.framing = 'none';
     this.keepAlive = true;
-    this.buf = undefined;
+    this.pending = [];
+    this.pendingLen = 0;
+    this.informational = 0;
     this.socket.write(wire);
   }
 
@@ -190,16 +204,23 @@ class Conn {
 
   /** Consume bytes; may complete the response (and hand the socket back) mid-way. */
   private feed(d: Buffer): void {
-    const data = this.buf === undefined ? d : Buffer.concat([this.buf, d]);
-    this.buf = undefined;
+    let data = d;
+    if (this.pendingLen > 0) {
+      if (this.state !== 'chunk-crlf' && !this.mayEnd(d)) {
+        this.wait(d, 0);
+        return;
+      }
+      data = Buffer.concat([...this.pending, d], this.pendingLen + d.length);
+      this.pending = [];
+      this.pendingLen = 0;
+    }
     let at = 0;
     while (at < data.length && this.handler !== undefined && !this.dead) {
       switch (this.state) {
         case 'head': {
           const end = data.indexOf(HEAD_END, at);
           if (end < 0) {
-            if (data.length - at > this.options.maxHeaderBytes) throw new Http1Error(`upstream response head exceeds ${this.options.maxHeaderBytes} bytes`);
-            this.buf = data.subarray(at);
+            this.wait(data, at);
             return;
           }
           if (end - at > this.options.maxHeaderBytes) throw new Http1Error(`upstream response head exceeds ${this.options.maxHeaderBytes} bytes`);
@@ -214,14 +235,14 @@ class Conn {
           at += n;
           if (this.framing === 'length') this.remaining -= n;
           this.handler.onData(piece);
-          if (this.framing === 'length' && this.remaining === 0) this.complete();
+          // The handler may have aborted (a size limit): then there is nothing to complete.
+          if (this.handler !== undefined && !this.dead && this.framing === 'length' && this.remaining === 0) this.complete();
           break;
         }
         case 'chunk-size': {
           const nl = data.indexOf(CRLF, at);
           if (nl < 0) {
-            if (data.length - at > MAX_CHUNK_LINE) throw new Http1Error('upstream chunk-size line too long');
-            this.buf = data.subarray(at);
+            this.wait(data, at);
             return;
           }
           if (nl - at > MAX_CHUNK_LINE) throw new Http1Error('upstream chunk-size line too long');
@@ -250,7 +271,7 @@ class Conn {
         }
         case 'chunk-crlf': {
           if (data.length - at < 2) {
-            this.buf = data.subarray(at);
+            this.wait(data, at);
             return;
           }
           if (data[at] !== 13 || data[at + 1] !== 10) throw new Http1Error('upstream chunk data not followed by CRLF');
@@ -261,8 +282,7 @@ class Conn {
         case 'trailers': {
           const nl = data.indexOf(CRLF, at);
           if (nl < 0) {
-            if (this.trailerBytes + data.length - at > MAX_TRAILER_BYTES) throw new Http1Error('upstream trailers too large');
-            this.buf = data.subarray(at);
+            this.wait(data, at);
             return;
           }
           this.trailerBytes += nl - at + 2;
@@ -284,6 +304,29 @@ class Conn {
     }
   }
 
+  /** Keep `data[at..]` until the rest of its head or line arrives; refuse it past the limits. */
+  private wait(data: Buffer, at: number): void {
+    const piece = at === 0 ? data : data.subarray(at);
+    this.pending.push(piece);
+    this.pendingLen += piece.length;
+    if (this.state === 'head' && this.pendingLen > this.options.maxHeaderBytes + 3) throw new Http1Error(`upstream response head exceeds ${this.options.maxHeaderBytes} bytes`);
+    if (this.state === 'chunk-size' && this.pendingLen > MAX_CHUNK_LINE + 1) throw new Http1Error('upstream chunk-size line too long');
+    if (this.state === 'trailers' && this.trailerBytes + this.pendingLen > MAX_TRAILER_BYTES) throw new Http1Error('upstream trailers too large');
+  }
+
+  /** Whether the end the pending bytes wait for (CRLFCRLF for a head, else CRLF) may be in `d`, also across the seam. */
+  private mayEnd(d: Buffer): boolean {
+    const needle = this.state === 'head' ? HEAD_END : CRLF;
+    if (d.indexOf(needle) >= 0) return true;
+    const k = needle.length - 1;
+    const tail: number[] = [];
+    for (let i = this.pending.length - 1; i >= 0 && tail.length < k; i--) {
+      const p = this.pending[i]!;
+      for (let j = p.length - 1; j >= 0 && tail.length < k; j--) tail.unshift(p[j]!);
+    }
+    return Buffer.concat([Buffer.from(tail), d.subarray(0, k)]).indexOf(needle) >= 0;
+  }
+
   private onHead(head: string): void {
     let eol = head.indexOf('\r\n');
     if (eol < 0) eol = head.length;
@@ -299,6 +342,7 @@ class Conn {
     }
     if (status >= 100 && status < 200) {
       if (status === 101) throw new Http1Error('upstream switched protocols, which was not asked for');
+      if (++this.informational > MAX_INFORMATIONAL) throw new Http1Error(`upstream sent more than ${MAX_INFORMATIONAL} informational responses`);
       return; // informational: the real response follows
     }
     const te = headers['transfer-encoding'];
@@ -377,7 +421,8 @@ class Conn {
 interface Waiting {
   handler: Http1Handler;
   wire: string;
-  cancelled: boolean;
+  /** The connection it was started on, once it left the queue. */
+  conn?: Conn;
 }
 
 export class Http1Pool {
@@ -395,7 +440,8 @@ export class Http1Pool {
     const u = opts.url;
     if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Http1Error(`unsupported upstream URL scheme "${u.protocol}"`);
     this.secure = u.protocol === 'https:';
-    this.hostHeader = u.host;
+    if (opts.hostHeader !== undefined && !/^[\x21-\x7e]{1,255}$/.test(opts.hostHeader)) throw new Http1Error('invalid Host header value');
+    this.hostHeader = opts.hostHeader ?? u.host;
     this.maxSockets = opts.maxSockets ?? 256;
     this.maxFree = opts.maxFreeSockets ?? 64;
     this.connOptions = { maxHeaderBytes: opts.maxHeaderBytes ?? 16 * 1024, idleMs: opts.idleMs ?? 4000 };
@@ -417,12 +463,17 @@ export class Http1Pool {
       conn.start(handler, wire);
       return { abort: () => (conn.handler === handler ? conn.destroy() : undefined) };
     }
-    const w: Waiting = { handler, wire, cancelled: false };
+    const w: Waiting = { handler, wire };
     this.waiting.push(w);
     return {
       abort: () => {
-        w.cancelled = true;
-        for (const c of this.all) if (c.handler === handler) c.destroy();
+        if (w.conn !== undefined) {
+          if (w.conn.handler === handler) w.conn.destroy();
+          return;
+        }
+        // Still queued: leave the queue (with its request text, credentials included).
+        const i = this.waiting.indexOf(w);
+        if (i >= 0) this.waiting.splice(i, 1);
       },
     };
   }
@@ -458,8 +509,9 @@ export class Http1Pool {
       c.destroy();
       return;
     }
-    const next = this.nextWaiting();
+    const next = this.waiting.shift();
     if (next !== undefined) {
+      next.conn = c;
       c.start(next.handler, next.wire);
       return;
     }
@@ -477,21 +529,21 @@ export class Http1Pool {
     const i = this.free.indexOf(c);
     if (i >= 0) this.free.splice(i, 1);
     if (this.closed || this.waiting.length === 0 || this.all.size >= this.maxSockets) return;
-    const next = this.nextWaiting();
-    if (next !== undefined) this.connect().start(next.handler, next.wire);
-  }
-
-  private nextWaiting(): Waiting | undefined {
-    while (this.waiting.length > 0) {
-      const w = this.waiting.shift()!;
-      if (!w.cancelled) return w;
+    const next = this.waiting.shift();
+    if (next !== undefined) {
+      next.conn = this.connect();
+      next.conn.start(next.handler, next.wire);
     }
-    return undefined;
   }
 
   /** Sockets open now (tests). */
   get size(): number {
     return this.all.size;
+  }
+
+  /** Requests waiting for a socket (tests): an aborted one leaves at once. */
+  get queued(): number {
+    return this.waiting.length;
   }
 
   /** Destroy every socket; waiting and in-flight requests get an error. */
@@ -500,6 +552,29 @@ export class Http1Pool {
     this.closed = true;
     const waiting = this.waiting.splice(0);
     for (const c of [...this.all]) c.fail(new Http1Error('upstream connection pool closed'));
-    for (const w of waiting) if (!w.cancelled) w.handler.onError(new Http1Error('upstream connection pool closed'));
+    for (const w of waiting) w.handler.onError(new Http1Error('upstream connection pool closed'));
   }
+}
+
+const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g;
+
+/**
+ * A TLS context that trusts node's default store (its bundled roots and the certificates of
+ * NODE_EXTRA_CA_CERTS) and, in addition, the CA certificates in `pem` (an upstream behind a
+ * private CA). A `ca` option alone would replace the default store, and node 20 does not add
+ * NODE_EXTRA_CA_CERTS to a context given its own CAs, so that file is read here too.
+ */
+export function secureContextWithCa(pem: string, env: NodeJS.ProcessEnv = process.env): tls.SecureContext {
+  const certs = pem.match(PEM_CERT) ?? [];
+  if (certs.length === 0) throw new Http1Error('no PEM certificate (-----BEGIN CERTIFICATE-----)');
+  let extra: string[] = [];
+  const extraFile = env.NODE_EXTRA_CA_CERTS;
+  if (extraFile) {
+    try {
+      extra = readFileSync(extraFile, 'utf8').match(PEM_CERT) ?? [];
+    } catch {
+      /* node warns about an unreadable NODE_EXTRA_CA_CERTS at start-up and goes on without it */
+    }
+  }
+  return tls.createSecureContext({ ca: [...tls.rootCertificates, ...extra, ...certs] });
 }

@@ -34,7 +34,8 @@ export class SseParser {
   ) {}
 
   push(chunk: string): void {
-    if (this.failed) return;
+    // An empty chunk carries nothing, and must not end a CR's wait for its LF.
+    if (this.failed || chunk.length === 0) return;
     if (this.first) {
       this.first = false;
       if (chunk.charCodeAt(0) === 0xfeff) chunk = chunk.slice(1);

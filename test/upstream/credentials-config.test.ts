@@ -57,3 +57,24 @@ test('exactly one of env or file; token endpoint must be https except on loopbac
   );
   assert.match(configError({ type: 'header', name: 'Bad Header', env: 'A' }), /name: an HTTP header name/);
 });
+
+test('http.headers: framing and MCP transport headers are refused naming the key; a name given twice (any case) too; a credential cannot name them', () => {
+  const headersError = (headers: Record<string, string>): string => {
+    try {
+      parseConfig({ servers: { crm: { http: { url: 'https://crm.example/mcp', headers } } } }, 'bastion.yaml');
+    } catch (err) {
+      return (err as Error).message;
+    }
+    return assert.fail(`accepted ${JSON.stringify(headers)}`);
+  };
+  for (const name of ['Transfer-Encoding', 'content-length', 'Connection', 'TE', 'Upgrade', 'Expect', 'Content-Type', 'Accept', 'Mcp-Session-Id', 'mcp-protocol-version']) {
+    const msg = headersError({ [name]: 'x' });
+    assert.match(msg, /bastion\.yaml/);
+    assert.match(msg, new RegExp(`servers\\.crm\\.http\\.headers\\.${name}.*set by the gateway`, 'i'));
+  }
+  assert.match(headersError({ 'X-Tenant': 'a', 'x-tenant': 'b' }), /given twice/);
+  parseConfig({ servers: { crm: { http: { url: 'https://crm.example/mcp', headers: { Host: 'crm.internal', 'X-Tenant': 'a' } } } } }, 'bastion.yaml');
+  for (const name of ['Transfer-Encoding', 'Host', 'Content-Type']) {
+    assert.match(configError({ type: 'header', name, env: 'UPSTREAM_KEY' }), /set by the gateway itself/);
+  }
+});

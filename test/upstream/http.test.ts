@@ -483,6 +483,125 @@ test('URL userinfo becomes Basic authorization (never part of the host header); 
   );
 });
 
+test('headers: each name once on the wire; a configured Host replaces the URL host; credentials replace a same-named header (URL userinfo too); framing and transport headers are refused', async () => {
+  await run(
+    (r) => write(r.socket, jsonResponse(result(JSON.parse(r.body).id as number))),
+    {},
+    async (_h, srv) => {
+      const u = new URL(srv.url);
+      u.username = 'user';
+      u.password = 'pw';
+      const pool = new Http1Pool({ url: new URL(srv.url), connectTimeoutMs: 1000, hostHeader: 'api.internal.example' });
+      const messages: JsonRpcMessage[] = [];
+      const up = new HttpUpstream({
+        url: u.toString(),
+        pool,
+        headers: { Host: 'api.internal.example', 'X-Tenant': 't1' },
+        credentials: async () => ({ Authorization: 'Bearer from-credentials' }),
+        maxMessageBytes: 1 << 20,
+        handlers: { onMessage: (m) => messages.push(m), onClose: () => {} },
+      });
+      try {
+        await up.send(req(1));
+        await until(() => messages.length === 1, 'the answer');
+        const r = srv.requests[0]!;
+        const names = r.headers.map(([n]) => n);
+        assert.equal(new Set(names).size, names.length, `a header twice: ${names.join(', ')}`);
+        assert.equal(header(r, 'host'), 'api.internal.example');
+        assert.equal(header(r, 'authorization'), 'Bearer from-credentials');
+        assert.equal(header(r, 'x-tenant'), 't1');
+      } finally {
+        pool.close();
+      }
+      const mk = (headers: Record<string, string>): HttpUpstream => new HttpUpstream({ url: srv.url, pool, headers, maxMessageBytes: 1, handlers: { onMessage() {}, onClose() {} } });
+      for (const name of ['Transfer-Encoding', 'content-length', 'Connection', 'TE', 'Upgrade', 'Content-Type', 'mcp-session-id']) {
+        assert.throws(() => mk({ [name]: 'x' }), Http1Error, name);
+      }
+    },
+  );
+});
+
+test('a credential that names a framing header fails the request (no smuggled Transfer-Encoding on the wire)', async () => {
+  await run(
+    (r) => write(r.socket, jsonResponse(result(JSON.parse(r.body).id as number))),
+    { credentials: async () => ({ 'Transfer-Encoding': 'chunked' }) },
+    async (h, srv) => {
+      await h.up.send(req(1)).catch(() => {});
+      await delay(30);
+      assert.equal(srv.requests.length, 0);
+    },
+  );
+});
+
+test('a standalone GET stream that breaks before any event backs off and gives up; one that ends waits at least 500 ms even after retry: 0', async () => {
+  let gets = 0;
+  await run(
+    (r) => {
+      if (r.method === 'GET') {
+        gets++;
+        // A head, retry: 0, then a broken chunk line: the stream breaks at once.
+        write(r.socket, 'HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\nc\r\nretry: 0\n\n\r\nzz\r\n');
+        return;
+      }
+      write(r.socket, jsonResponse(result(JSON.parse(r.body).id as number), 'Mcp-Session-Id: s-1\r\n'));
+    },
+    {},
+    async (h) => {
+      await h.up.send(req(1, 'initialize'));
+      await until(() => h.messages.length === 1, 'initialize');
+      await h.up.afterInitialized();
+      await delay(400);
+      assert.equal(gets, 1, 'no reconnect within the first backoff second');
+    },
+  );
+  let cleanGets = 0;
+  await run(
+    (r) => {
+      if (r.method === 'GET') {
+        cleanGets++;
+        write(r.socket, 'HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: 12\r\n\r\nretry: 0\n\n\n\n');
+        return;
+      }
+      if (r.method === 'DELETE') return write(r.socket, 'HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n');
+      write(r.socket, jsonResponse(result(JSON.parse(r.body).id as number), 'Mcp-Session-Id: s-2\r\n'));
+    },
+    {},
+    async (h) => {
+      await h.up.send(req(1, 'initialize'));
+      await until(() => h.messages.length === 1, 'initialize');
+      await h.up.afterInitialized();
+      await delay(300);
+      assert.equal(cleanGets, 1, 'retry: 0 does not reconnect at once');
+      await until(() => cleanGets === 2, 'the reconnect after 500 ms', 2000);
+      await h.up.close();
+    },
+  );
+});
+
+test('an open standalone GET stream does not take a request socket: with one request socket, calls still go through', async () => {
+  const srv = await rawServer((r) => {
+    if (r.method === 'GET') return write(r.socket, 'HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n');
+    if (r.method === 'DELETE') return write(r.socket, 'HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n');
+    write(r.socket, jsonResponse(result(JSON.parse(r.body).id as number), 'Mcp-Session-Id: s-3\r\n'));
+  });
+  const pool = new Http1Pool({ url: new URL(srv.url), connectTimeoutMs: 1000, maxSockets: 1 });
+  const streamPool = new Http1Pool({ url: new URL(srv.url), connectTimeoutMs: 1000 });
+  const messages: JsonRpcMessage[] = [];
+  const up = new HttpUpstream({ url: srv.url, pool, streamPool, headers: {}, maxMessageBytes: 1 << 20, handlers: { onMessage: (m) => messages.push(m), onClose: () => {} } });
+  try {
+    await up.send(req(1, 'initialize'));
+    await until(() => messages.length === 1, 'initialize');
+    await up.afterInitialized();
+    assert.equal(streamPool.size, 1, 'the GET stream is open on the stream pool');
+    await up.send(req(2));
+    await until(() => messages.length === 2, 'a call while the stream is open');
+  } finally {
+    pool.close();
+    streamPool.close();
+    await srv.close();
+  }
+});
+
 test('close() after a session: DELETE with the session id', async () => {
   await run(
     (r) => write(r.socket, r.method === 'DELETE' ? 'HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n' : jsonResponse(result(1), 'Mcp-Session-Id: sid-del\r\n')),

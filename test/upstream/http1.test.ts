@@ -358,6 +358,55 @@ describe('happy paths', () => {
     );
   });
 
+  test('more than 16 informational responses before the real one are refused (an upstream cannot stall a request with endless 1xx)', async () => {
+    await assertRefused(`${'HTTP/1.1 100 Continue\r\n\r\n'.repeat(17)}${ok('never')}`, /more than 16 informational responses/);
+    await withServer(
+      (_r, c) => write(c.socket, `${'HTTP/1.1 103 Early Hints\r\n\r\n'.repeat(16)}${ok('fine')}`),
+      {},
+      async (_srv, pool) => assertOk(await call(pool).done, 200, 'fine'),
+    );
+  });
+
+  test('a head and a chunked body sent a byte at a time parse the same as sent at once, and the socket is reused', async () => {
+    const body = `HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Pad: ${'p'.repeat(300)}\r\n\r\n5\r\nhello\r\n0\r\nx-trailer: 1\r\n\r\n`;
+    await withServer(
+      (_r, c) => void dribble(c.socket, body),
+      {},
+      async (srv, pool) => {
+        assertOk(await call(pool, { timeoutMs: 10_000 }).done, 200, 'hello');
+        assertOk(await call(pool, { timeoutMs: 10_000 }).done, 200, 'hello');
+        assert.equal(srv.conns.length, 1);
+      },
+    );
+  });
+
+  test('a handler that aborts on the last byte of a Content-Length body: no onEnd, the socket is dropped, the pool goes on', async () => {
+    let n = 0;
+    await withServer(
+      (_r, c) => write(c.socket, ok(n++ === 0 ? 'abcde' : 'next')),
+      {},
+      async (_srv, pool) => {
+        let ended = false;
+        let data = '';
+        const req: Http1Request = pool.request('GET', '/', '', undefined, {
+          onHead() {},
+          onData(chunk) {
+            data += chunk.toString('latin1');
+            if (data.length === 5) req.abort();
+          },
+          onEnd() {
+            ended = true;
+          },
+          onError() {},
+        });
+        await until(() => data.length === 5, 'the body');
+        await delay(20);
+        assert.equal(ended, false);
+        assertOk(await call(pool).done, 200, 'next');
+      },
+    );
+  });
+
   test('keep-alive: sequential requests share one socket', async () => {
     await withServer(
       (r, c) => write(c.socket, ok(r.path)),
@@ -846,7 +895,9 @@ describe('abort and close', () => {
         const a = call(pool, { path: '/a' });
         const b = call(pool, { path: '/b' });
         const c = call(pool, { path: '/c' });
+        assert.equal(pool.queued, 2);
         b.req.abort();
+        assert.equal(pool.queued, 1, 'the aborted request left the queue (with its headers) at once');
         await until(() => held.length === 1, 'a');
         held.shift()!();
         assertOk(await a.done, 200, '/a');

@@ -9,7 +9,9 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makePki, type TestPki } from '../tls/certs.js';
 import { startSpyUpstream, type SpyUpstream } from '../fixtures/spy-upstream.js';
-import { connectClient, gateway } from '../helpers/gateway.js';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { connectClient, gateway, ROOT } from '../helpers/gateway.js';
 
 let pki: TestPki;
 let spy: SpyUpstream;
@@ -75,4 +77,27 @@ test('caFile that cannot be read, or holds no certificate, stops the gateway nam
     gateway({ servers: { s: { http: { url: `https://localhost:${port()}/mcp`, caFile: junk } } } }),
     (err: Error) => /servers\.s\.http\.caFile: .*junk\.pem holds no PEM certificate/.test(err.message),
   );
+});
+
+test('caFile adds to the default trust store: a CA from NODE_EXTRA_CA_CERTS stays trusted', async () => {
+  // NODE_EXTRA_CA_CERTS is read when node starts, so the check runs in a child process: it
+  // connects to the spy (certificate from `pki`) with the context a caFile of another CA builds.
+  const other = makePki();
+  try {
+    const script = [
+      "import tls from 'node:tls';",
+      "import { readFileSync } from 'node:fs';",
+      `import { secureContextWithCa } from ${JSON.stringify(join(ROOT, 'src/upstream/http1.ts'))};`,
+      `const s = tls.connect({ host: '127.0.0.1', port: ${port()}, servername: 'localhost', secureContext: secureContextWithCa(readFileSync(${JSON.stringify(other.caCert)}, 'utf8')) }, () => { console.log('trusted'); s.end(); });`,
+      "s.on('error', (e) => console.log('refused ' + e.code));",
+    ].join('\n');
+    const run = (env: NodeJS.ProcessEnv): Promise<{ stdout: string }> =>
+      promisify(execFile)(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: ROOT, env: { ...process.env, ...env }, timeout: 20_000 });
+    assert.equal((await run({ NODE_EXTRA_CA_CERTS: pki.caCert })).stdout.trim(), 'trusted');
+    const without = { ...process.env };
+    delete without.NODE_EXTRA_CA_CERTS;
+    assert.match((await promisify(execFile)(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: ROOT, env: without, timeout: 20_000 })).stdout, /^refused /);
+  } finally {
+    other.cleanup();
+  }
 });

@@ -29,6 +29,13 @@ test('line ends: LF, CRLF and CR, including a CRLF split across two pushes', () 
   );
 });
 
+test('an empty chunk between a CR and its LF changes nothing (one event, not two)', () => {
+  assert.deepEqual(
+    parse(['data: a\r', '', '\ndata: b\n', '\n']).events.map((e) => e.data),
+    ['a\nb'],
+  );
+});
+
 test('a leading BOM is dropped; an event with only an id is not dispatched but sets the last id', () => {
   const { events, parser } = parse(['\ufeffid: p1\n\n', 'data: z\n\n']);
   assert.deepEqual(
