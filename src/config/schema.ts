@@ -59,6 +59,10 @@ const httpUpstream = z
           if (UPSTREAM_RESERVED_HEADERS.has(name)) ctx.addIssue({ code: 'custom', path: [k], message: `${k} is set by the gateway itself; remove it` });
           if (seen.has(name)) ctx.addIssue({ code: 'custom', path: [k], message: `${k} is given twice (header names ignore case)` });
           seen.add(name);
+          // The value goes on the wire as is: no CR, LF or other control characters (header injection).
+          if (!/^[\t\x20-\x7e\x80-\xff]*$/.test(h[k]!) || (name === 'host' && !/^[\x21-\x7e]{1,255}$/.test(h[k]!))) {
+            ctx.addIssue({ code: 'custom', path: [k], message: `${k} has characters a header value cannot hold (control characters, line breaks${name === 'host' ? ', spaces' : ''})` });
+          }
         }
       })
       .describe('Static, non-secret headers added to every upstream request (`Host` replaces the URL\'s host). Secrets go in `credentials`. Framing and MCP transport headers are the gateway\'s own.'),

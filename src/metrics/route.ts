@@ -4,9 +4,9 @@
  * without `Authorization: Bearer <token>` (compared in constant time) gets 401 and is reported
  * through `onRefused` (the gateway audits it).
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { metricsHandler, type Metrics } from './metrics.js';
+import { safeEqual } from '../identity/util.js';
 
 export interface MetricsRouteOptions {
   path?: string;
@@ -15,12 +15,10 @@ export interface MetricsRouteOptions {
   onRefused?: (req: IncomingMessage, reason: 'missing_token' | 'invalid_token') => void;
 }
 
-const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
-
 export function metricsRoute(metrics: Metrics, options: MetricsRouteOptions = {}): (req: IncomingMessage, res: ServerResponse, reqPath: string) => Promise<boolean> {
   const handler = metricsHandler(metrics);
   const path = options.path ?? '/metrics';
-  const expected = options.token === undefined ? undefined : digest(options.token);
+  const expected = options.token;
   return async (req, res, reqPath) => {
     if (reqPath !== path) return false;
     if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -29,8 +27,7 @@ export function metricsRoute(metrics: Metrics, options: MetricsRouteOptions = {}
     }
     if (expected !== undefined) {
       const m = /^Bearer +(\S+)\s*$/i.exec(req.headers.authorization ?? '');
-      // Equal-length digests: the comparison takes the same time whatever the token sent.
-      if (m === null || !timingSafeEqual(digest(m[1]!), expected)) {
+      if (m === null || !safeEqual(m[1]!, expected)) {
         const reason = m === null ? 'missing_token' : 'invalid_token';
         options.onRefused?.(req, reason);
         const body = JSON.stringify({ error: reason === 'missing_token' ? 'unauthorized' : 'invalid_token', message: 'The metrics endpoint needs the scrape token: Authorization: Bearer <metrics.token>.' });

@@ -353,9 +353,14 @@ export class Session implements SessionView {
     if (this.standalone?.attached) {
       throw new BastionError('ERR_BASTION_TRANSPORT_INVALID_REQUEST', 'Only one standalone SSE stream is allowed per session', { status: 409 });
     }
-    if (!this.standalone) this.standalone = new SseStream(this.nextStreamId(), this.buffer);
     // Replay what was sent while no GET stream was open.
-    this.standalone.attach(res, { [HEADER]: this.id }, 0);
+    this.standaloneStream().attach(res, { [HEADER]: this.id }, 0);
+  }
+
+  /** The session's standalone stream, made on first use (messages wait in it for a GET). */
+  private standaloneStream(): SseStream {
+    if (!this.standalone) this.standalone = new SseStream(this.nextStreamId(), this.buffer);
+    return this.standalone;
   }
 
   private nextStreamId(): string {
@@ -430,8 +435,7 @@ export class Session implements SessionView {
       this.streamFor(target).send(json);
       return;
     }
-    if (!this.standalone) this.standalone = new SseStream(this.nextStreamId(), this.buffer);
-    this.standalone.send(json);
+    this.standaloneStream().send(json);
   }
 
   /** Switch a pending JSON exchange to SSE (first related message), or return its stream. */
@@ -641,8 +645,7 @@ export class Session implements SessionView {
    */
   announce(method: string): void {
     if (this.ended) return;
-    if (!this.standalone) this.standalone = new SseStream(this.nextStreamId(), this.buffer);
-    this.standalone.send(JSON.stringify({ jsonrpc: '2.0', method }));
+    this.standaloneStream().send(JSON.stringify({ jsonrpc: '2.0', method }));
   }
 
   async close(reason: string): Promise<void> {

@@ -73,6 +73,8 @@ test('http.headers: framing and MCP transport headers are refused naming the key
     assert.match(msg, new RegExp(`servers\\.crm\\.http\\.headers\\.${name}.*set by the gateway`, 'i'));
   }
   assert.match(headersError({ 'X-Tenant': 'a', 'x-tenant': 'b' }), /given twice/);
+  assert.match(headersError({ 'X-Tenant': 'a\r\nX-Injected: 1' }), /servers\.crm\.http\.headers\.X-Tenant.*cannot hold/);
+  assert.match(headersError({ Host: 'crm.internal evil' }), /servers\.crm\.http\.headers\.Host.*cannot hold/);
   parseConfig({ servers: { crm: { http: { url: 'https://crm.example/mcp', headers: { Host: 'crm.internal', 'X-Tenant': 'a' } } } } }, 'bastion.yaml');
   for (const name of ['Transfer-Encoding', 'Host', 'Content-Type']) {
     assert.match(configError({ type: 'header', name, env: 'UPSTREAM_KEY' }), /set by the gateway itself/);
