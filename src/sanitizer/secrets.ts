@@ -586,8 +586,27 @@ export function findSecretsEveryPosition(text: string): SecretMatch[] {
  */
 const ASSIGNED_VALUE = /(?::=|=>|=|:(?=[ \t"'`\\]))[ \t]{0,3}\\{0,3}["'`]?[A-Za-z0-9+/_=~.-]{20}/;
 
+/** A literal as a RegExp source. */
+function literal(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&');
+}
+
+/**
+ * The first test on every text: a rule can only match where one of its hints occurs (the typed
+ * rules' and the generic rule's hints, the private-key and service-account markers), and the
+ * vendor and high-entropy rules only where ASSIGNED_VALUE does. Text with none of them (most
+ * short values: names, ids, prose snippets) has no secret, and one scan for all hints costs a
+ * fraction of testing each rule's hints in turn. Built from the rules, so a new rule's hints are in.
+ */
+const CASE_HINTS = new RegExp([...TYPED.flatMap((r) => r.hints ?? []), ...(GENERIC.hints ?? []), 'PRIVATE KEY', 'service_account'].map(literal).join('|'));
+const LOWER_HINTS = new RegExp([...TYPED.flatMap((r) => r.lowerHints ?? []), ...(GENERIC.lowerHints ?? [])].map(literal).join('|'));
+for (const r of [...TYPED, GENERIC]) {
+  if (r.hints === undefined && r.lowerHints === undefined) throw new Error(`secret rule ${r.type} has no hints: the first test in find() would skip it`);
+}
+
 function find(text: string, everyPosition: boolean): SecretMatch[] {
   const lower = text.toLowerCase();
+  if (!everyPosition && !CASE_HINTS.test(text) && !LOWER_HINTS.test(lower) && !ASSIGNED_VALUE.test(text)) return [];
   const typed: SecretMatch[] = [];
   findPrivateKeys(text, typed);
   findServiceAccountKeys(text, typed);
