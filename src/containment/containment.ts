@@ -60,7 +60,11 @@ export interface LocalSession {
   readonly createdAt: number;
   readonly lastSeen: number;
   close(reason: string): Promise<void>;
-  /** Send the client a parameterless notification from the gateway (list_changed). */
+  /**
+   * Send the client a parameterless notification from the gateway (list_changed). The session
+   * sends only the lists its initialize result declared, and holds them until the client's
+   * notifications/initialized.
+   */
   announce(method: string): void;
 }
 
@@ -312,8 +316,8 @@ export class Containment {
 
   /**
    * Tell the clients of a server whose quarantine entries changed that its lists changed: the
-   * tool list for a tool entry, every list for a whole-server entry. Every replica does this for
-   * its own sessions when it loads the new lists.
+   * tool list for a tool entry, every list for a whole-server entry (each session drops the lists
+   * its client was not told about). Every replica does this for its own sessions when it loads the new lists.
    */
   private announceQuarantine(before: Map<string, Map<string, QuarantineEntry>>, after: Map<string, Map<string, QuarantineEntry>>): void {
     if (this.sessions === undefined) return;

@@ -138,6 +138,7 @@ export class Session implements SessionView {
       this.initParams = deps.restored.initParams;
       this.protocolVersion = deps.restored.protocolVersion;
       this.initialized = Promise.resolve();
+      this.clientInitialized = true;
     }
   }
 
@@ -184,6 +185,8 @@ export class Session implements SessionView {
         if (r.error) throw new BastionError('ERR_BASTION_UPSTREAM_UNAVAILABLE', `Upstream server "${this.mount}" refused to re-initialize`, { reason: 'reinitialize_failed' });
         const v = (r.result as { protocolVersion?: unknown } | undefined)?.protocolVersion;
         if (typeof v === 'string') conn.setProtocolVersion(v);
+        // A session restored from another replica learns here which lists its server offers.
+        this.offeredLists ??= listsIn(r.result);
         await conn.send({ jsonrpc: '2.0', method: 'notifications/initialized' }, this.ownToken());
         await conn.afterInitialized();
         this.catalog = undefined;
@@ -267,6 +270,7 @@ export class Session implements SessionView {
       this.protocolVersion = v;
       conn.setProtocolVersion(v);
       this.initParams = params;
+      this.offeredLists = listsIn(response.result);
     }
     await this.respond(ctx, msg.id, msg.method, { ...response, id: msg.id }, res, undefined);
   }
@@ -313,6 +317,7 @@ export class Session implements SessionView {
         .catch((err: unknown) => {
           this.deps.logger.warn({ mount: this.mount, err: String(err) }, 'upstream initialized notification failed');
         });
+      this.releaseAnnouncements();
       await this.initialized;
       return;
     }
@@ -638,19 +643,42 @@ export class Session implements SessionView {
     }
   }
 
+  /** The lists (tools, prompts, resources) the initialize result declared; undefined until known. */
+  private offeredLists: ReadonlySet<string> | undefined;
+  /** The client's notifications/initialized has passed through (or the session was restored). */
+  private clientInitialized = false;
+  /** Announcements made before that, in order, one per method; delivered once it comes. */
+  private readonly heldAnnouncements = new Set<string>();
+
   /**
    * A notification the gateway itself sends the client (no params), e.g. `notifications/tools/list_changed`
    * when an operator quarantines or releases a tool: on the standalone stream, kept for replay
-   * when no GET stream is open.
+   * when no GET stream is open. A list_changed is sent only for a list the client was told about
+   * (its capability is in the initialize result); before the client's notifications/initialized
+   * it is held (lifecycle: no other notifications before it), and dropped if the session ends first.
    */
   announce(method: string): void {
     if (this.ended) return;
+    const list = /^notifications\/(tools|prompts|resources)\/list_changed$/.exec(method)?.[1];
+    if (list !== undefined && this.offeredLists !== undefined && !this.offeredLists.has(list)) return;
+    if (!this.clientInitialized) {
+      this.heldAnnouncements.add(method);
+      return;
+    }
     this.standaloneStream().send(JSON.stringify({ jsonrpc: '2.0', method }));
+  }
+
+  private releaseAnnouncements(): void {
+    this.clientInitialized = true;
+    const held = [...this.heldAnnouncements];
+    this.heldAnnouncements.clear();
+    for (const method of held) this.announce(method);
   }
 
   async close(reason: string): Promise<void> {
     if (this.ended) return;
     this.ended = true;
+    this.heldAnnouncements.clear();
     for (const [uid, p] of [...this.pending]) {
       this.pending.delete(uid);
       this.failPending(p, new BastionError('ERR_BASTION_SESSION_UNKNOWN', 'The session ended before the request completed', { reason: 'session_ended' }));
@@ -660,6 +688,18 @@ export class Session implements SessionView {
     this.deps.onEnd(this, reason);
     await this.upstream?.close();
   }
+}
+
+/** The lists whose capability an initialize result declares (as application.quarantine marks them listChanged). */
+function listsIn(result: unknown): Set<string> {
+  const caps = (result as { capabilities?: unknown } | undefined)?.capabilities;
+  const lists = new Set<string>();
+  if (caps === null || typeof caps !== 'object') return lists;
+  for (const k of ['tools', 'prompts', 'resources']) {
+    const c = (caps as Record<string, unknown>)[k];
+    if (c !== null && typeof c === 'object' && !Array.isArray(c)) lists.add(k);
+  }
+  return lists;
 }
 
 function idKey(id: JsonRpcId): string {
