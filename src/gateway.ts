@@ -13,7 +13,7 @@ import { createAuditFromConfig } from './audit/setup.js';
 import { auditGateStage } from './audit/gate.js';
 import { createMetrics, type Metrics } from './metrics/metrics.js';
 import { metricsRoute } from './metrics/route.js';
-import { isLoopback } from './identity/startup.js';
+import { isLoopbackHost } from './config/loopback.js';
 import { resolveSecret } from './identity/util.js';
 import { BastionError } from './errors.js';
 import type { SecretRef } from './config/auth.js';
@@ -84,7 +84,7 @@ export async function startGatewayFromConfig(loaded: LoadedConfig, options: Full
   const policy = await loadPolicy(config, loaded.baseDir);
   const validator = new ArgumentValidator();
   const metricsToken = config.metrics.token === undefined ? undefined : readMetricsToken(config.metrics.token, loaded);
-  if (metrics && config.metrics.enabled && metricsToken === undefined && !isLoopback(config.listen.host)) {
+  if (metrics && config.metrics.enabled && metricsToken === undefined && !isLoopbackHost(config.listen.host)) {
     logger.warn(`metrics: ${config.metrics.path} is readable by anyone who reaches ${config.listen.host}:${config.listen.port} (mount and tool names, decision counts); set metrics.token to require a scrape token`);
   }
   const metricsRoutes =

@@ -17,6 +17,7 @@
  * - listens on loopback only unless `unsafeExpose` is set.
  */
 import { X509Certificate } from 'node:crypto';
+import { isLoopbackHost } from '../config/loopback.js';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { isIP, type AddressInfo } from 'node:net';
@@ -131,14 +132,7 @@ export interface DevAuthServer {
 
 const POLICY_HOOK = 'urn:bastion:client-policy';
 
-const LOOPBACK_NAMES = new Set(['localhost', '127.0.0.1', '::1', '[::1]']);
-
-export function isLoopbackHost(host: string): boolean {
-  if (LOOPBACK_NAMES.has(host.toLowerCase())) return true;
-  if (isIP(host) === 4) return host.startsWith('127.');
-  if (isIP(host) === 6) return host === '::1' || host === '0:0:0:0:0:0:0:1';
-  return false;
-}
+export { isLoopbackHost };
 
 function resourceName(r: DevResource): string {
   if (r.name) return r.name;

@@ -7,14 +7,10 @@
  * revoke|sessions|quarantine|release` commands find the admin listener from `admin.listen`.
  */
 import { z } from 'zod';
+import { isLoopbackHost } from './loopback.js';
 import { secretRefSchema } from './auth.js';
 
-const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost', '[::1]']);
-
-/** True when `host` only accepts connections from this machine. */
-export function isLoopbackHost(host: string): boolean {
-  return LOOPBACK.has(host.toLowerCase()) || /^127\.\d+\.\d+\.\d+$/.test(host);
-}
+export { isLoopbackHost };
 
 const stateSchema = z
   .object({

@@ -5,14 +5,10 @@
  */
 import { BastionError } from '../errors.js';
 import type { Config } from '../config/schema.js';
+import { isLoopbackHost } from '../config/loopback.js';
 import { authRequired } from './resource.js';
 import { createApiKeyVerifier } from './api-keys.js';
 
-/** `localhost`, `::1` or 127.0.0.0/8 (brackets allowed). */
-export function isLoopback(host: string): boolean {
-  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
-  return h === 'localhost' || h === '::1' || /^127\./.test(h);
-}
 
 export interface IdentityStartupReport {
   warnings: string[];
@@ -21,7 +17,7 @@ export interface IdentityStartupReport {
 export function checkIdentityConfig(config: Config, now: () => number = Date.now): IdentityStartupReport {
   const warnings: string[] = [];
   const errors: string[] = [];
-  const loopback = isLoopback(config.listen.host);
+  const loopback = isLoopbackHost(config.listen.host);
   for (const [name, s] of Object.entries(config.servers)) {
     const required = authRequired(config, s.auth);
     if (!required) {

@@ -4,13 +4,14 @@
  */
 import { connect, type ConnectionOptions, type PeerCertificate, type SecureVersion } from 'node:tls';
 import { isIP } from 'node:net';
+import { isLoopbackHost as isLoopbackAddress } from '../config/loopback.js';
 import { control } from './controls.js';
 import { describe, header, initializeBody, isResponse, jsonOf, MCP_HEADERS, probe, PROTOCOL_VERSION, type ProbeResult } from './http.js';
 import { emptyLayer, type LayerResult, type ScanServerOptions } from './types.js';
 
+/** A loopback address, `localhost`, or a `*.localhost` name (RFC 6761: resolvers answer those with loopback). */
 export function isLoopbackHost(host: string): boolean {
-  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
-  return h === 'localhost' || h.endsWith('.localhost') || h === '::1' || /^127\./.test(h);
+  return isLoopbackAddress(host) || host.replace(/\.$/, '').toLowerCase().endsWith('.localhost');
 }
 
 export function portOf(url: URL): number {
