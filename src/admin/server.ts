@@ -29,7 +29,7 @@ import { decodeJwt } from 'jose';
 import type { AdminConfig } from '../config/state.js';
 import type { AuditLog } from '../audit/types.js';
 import type { Logger } from '../logger.js';
-import { resolveSecret, safeEqual, sha256b64url } from '../identity/util.js';
+import { bearerCredential, resolveSecret, safeEqual, sha256b64url } from '../identity/util.js';
 import { REVOCATION_KINDS, type Containment, type RevocationKind, type SessionSelector } from './../containment/containment.js';
 
 export interface AdminServerDeps {
@@ -118,10 +118,8 @@ export async function startAdminServer(deps: AdminServerDeps): Promise<AdminServ
 
   function authorized(req: IncomingMessage): boolean {
     if (adminToken === undefined) return true; // loopback or mTLS only (the config refuses anything else)
-    const h = req.headers.authorization ?? '';
-    const m = /^Bearer +(\S+)\s*$/i.exec(h);
-    if (!m) return false;
-    return safeEqual(m[1]!, adminToken);
+    const token = bearerCredential(req.headers.authorization);
+    return token !== undefined && safeEqual(token, adminToken);
   }
 
   function operator(req: IncomingMessage, body: Record<string, unknown>): string {

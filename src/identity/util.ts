@@ -16,6 +16,16 @@ export function safeEqual(a: string, b: string): boolean {
   return timingSafeEqual(da, db);
 }
 
+/**
+ * The token of an `Authorization: Bearer <token>` header (RFC 6750 §2.1; the scheme name is
+ * case-insensitive), or undefined when the header is absent or of another shape. For the
+ * gateway's own static tokens (admin API, metrics scrape); MCP requests go through the identity stage.
+ */
+export function bearerCredential(header: string | undefined): string | undefined {
+  const m = /^Bearer +(\S+)\s*$/i.exec(header ?? '');
+  return m === null ? undefined : m[1];
+}
+
 /** Why a credential was refused. `reason` is machine-readable, `description` public and fixed. */
 export class CredentialRejected extends Error {
   constructor(

@@ -6,7 +6,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { metricsHandler, type Metrics } from './metrics.js';
-import { safeEqual } from '../identity/util.js';
+import { bearerCredential, safeEqual } from '../identity/util.js';
 
 export interface MetricsRouteOptions {
   path?: string;
@@ -26,9 +26,9 @@ export function metricsRoute(metrics: Metrics, options: MetricsRouteOptions = {}
       return true;
     }
     if (expected !== undefined) {
-      const m = /^Bearer +(\S+)\s*$/i.exec(req.headers.authorization ?? '');
-      if (m === null || !safeEqual(m[1]!, expected)) {
-        const reason = m === null ? 'missing_token' : 'invalid_token';
+      const token = bearerCredential(req.headers.authorization);
+      if (token === undefined || !safeEqual(token, expected)) {
+        const reason = token === undefined ? 'missing_token' : 'invalid_token';
         options.onRefused?.(req, reason);
         const body = JSON.stringify({ error: reason === 'missing_token' ? 'unauthorized' : 'invalid_token', message: 'The metrics endpoint needs the scrape token: Authorization: Bearer <metrics.token>.' });
         res.writeHead(401, { 'www-authenticate': `Bearer realm="metrics"${reason === 'invalid_token' ? ', error="invalid_token"' : ''}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
