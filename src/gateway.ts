@@ -20,7 +20,7 @@ import type { SecretRef } from './config/auth.js';
 import { createIdentityLayer } from './stages/identity/layer.js';
 import { loadPolicy } from './policy/load.js';
 import { policyStage } from './stages/authorization/policy.js';
-import { rateLimitStage } from './stages/authorization/rate-limit.js';
+import { clientIpRateLimitStage, rateLimitStage } from './stages/authorization/rate-limit.js';
 import { argumentValidationStage } from './stages/application/argument-validation.js';
 import { ArgumentValidator } from './policy/arguments.js';
 import { toolIntegrityStageForConfig } from './stages/application/tool-integrity.js';
@@ -102,6 +102,8 @@ export async function startGatewayFromConfig(loaded: LoadedConfig, options: Full
   const stages = (env: StageEnv): Stage[] => [
     // transport: fail closed when the audit trail cannot record (queue full under `block`)
     auditGateStage(env.audit),
+    // transport: per-client-IP limits count every request before identity spends a signature check on it
+    clientIpRateLimitStage({ policy, store: rateLimitStore(env.store), audit: env.audit }),
     // identity: who is calling (identity.session is placed after it by server.ts)
     identity.stage({ config: env.config, store: env.store, audit: env.audit, publicUrl: env.publicUrl }),
     // identity: the operator's deny-list (token, subject, client, certificate), from the local cache

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { toWire, type BastionError } from '../../../src/errors.js';
 import { compilePolicy } from '../../../src/policy/compile.js';
 import { parseRate } from '../../../src/policy/rate.js';
-import { rateLimitStage } from '../../../src/stages/authorization/rate-limit.js';
+import { clientIpRateLimitStage, rateLimitStage } from '../../../src/stages/authorization/rate-limit.js';
 import { MemoryStateStore } from '../../../src/stores/memory.js';
 import type { StateStore } from '../../../src/stores/types.js';
 import { BastionError as BE } from '../../../src/errors.js';
@@ -18,10 +18,13 @@ function setup(server: Record<string, unknown>, global: Record<string, unknown> 
   const cfg = config({ notes: server }, global);
   const audit = new RecordingAudit();
   const stage = rateLimitStage({ policy: compilePolicy(cfg), store, audit, now: clock.now });
+  // The per-client-IP limits are their own stage (transport phase), run first as in the gateway.
+  const ipStage = clientIpRateLimitStage({ policy: compilePolicy(cfg), store, audit, now: clock.now });
   const session = fakeSession([tool('write_note'), tool('read_note'), tool('hidden_tool')]);
   const run = async (opts: { p?: Principal | undefined; ip?: string; tool?: string }): Promise<BastionError | undefined> => {
     const ctx = requestCtx({ config: cfg, message: call(opts.tool ?? 'read_note', {}), principal: 'p' in opts ? opts.p : principal(), session, ip: opts.ip ?? '10.0.0.1' });
     try {
+      await ipStage.onRequest!(ctx);
       await stage.onRequest!(ctx);
       return undefined;
     } catch (err) {
@@ -86,7 +89,7 @@ test('concurrent requests through a store with real async gaps are never over-ad
     return inner.takeToken(key, limit, cost);
   };
   const cfg = config({ notes: { defaultTool: 'allow' } }, { rateLimit: { perClientIp: { rate: '1/hour', burst: 7 } } });
-  const stage = rateLimitStage({ policy: compilePolicy(cfg), store: slow, audit: new RecordingAudit(), now: () => NOW });
+  const stage = clientIpRateLimitStage({ policy: compilePolicy(cfg), store: slow, audit: new RecordingAudit(), now: () => NOW });
   const session = fakeSession([tool('x')]);
   const outcomes = await Promise.all(
     Array.from({ length: 100 }, async () => {
@@ -151,10 +154,39 @@ test('a store that fails refuses the request (fail closed)', async () => {
   broken.takeToken = async () => {
     throw new BE('ERR_BASTION_STATE_UNAVAILABLE', 'state store unreachable');
   };
-  const stage = rateLimitStage({ policy: compilePolicy(cfg), store: broken, audit: new RecordingAudit() });
+  const stage = clientIpRateLimitStage({ policy: compilePolicy(cfg), store: broken, audit: new RecordingAudit() });
   await assert.rejects(
     Promise.resolve(stage.onRequest!(requestCtx({ config: cfg, message: call('x', {}), principal: principal(), session: fakeSession([]) }))),
     /state store unreachable/,
   );
   await broken.close();
+});
+
+test('end to end: per-client-IP limits count requests before identity, so a flood of bad tokens gets 429, not a signature check each', async () => {
+  const { gateway, demoStdio, post, INIT } = await import('../../helpers/gateway.js');
+  const { startIssuer, makeKey } = await import('../../identity/fixtures.js');
+  const issuer = await startIssuer();
+  const gw = await gateway({
+
+    log: { level: 'silent' },
+    auth: { issuers: [{ issuer: issuer.url, jwksUri: issuer.jwksUri }] },
+    rateLimit: { perClientIp: { rate: '1/hour', burst: 3 } },
+    servers: { notes: { stdio: demoStdio(), auth: { scopes: ['notes:read'] } } },
+  } as never);
+  try {
+    // Signed by a key the issuer does not publish, under the issuer's kid: only a signature check refuses it.
+    const forged = await issuer.mint({ aud: `${gw.url}/mcp/notes`, scope: 'notes:read' }, { key: await makeKey('ES256', 'key-1') });
+    const statuses: number[] = [];
+    let retryAfter: string | null = null;
+    for (let i = 0; i < 5; i++) {
+      const r = await post(`${gw.url}/mcp/notes`, INIT, { authorization: `Bearer ${forged}` });
+      statuses.push(r.status);
+      if (r.status === 429) retryAfter = r.headers.get('retry-after');
+    }
+    assert.deepEqual(statuses, [401, 401, 401, 429, 429]);
+    assert.ok(retryAfter !== null && Number(retryAfter) >= 1, 'Retry-After on the 429');
+  } finally {
+    await gw.close();
+    await issuer.close();
+  }
 });
