@@ -11,10 +11,15 @@
  * - The standalone GET stream is opened after initialization and awaited before later sends,
  *   so server → client requests on it are not lost.
  * - HTTP/1.1 itself is spoken by http1.ts (a lean, strict client and keep-alive pool).
+ * - A `notifications/cancelled` for a request whose answer is still on its way (its POST, or a
+ *   GET resuming its stream) silences that exchange at once: nothing more from it is delivered.
+ *   Once the upstream accepted the notification, or failed it, or after `cancelGraceMs` at the
+ *   latest, the exchange's socket is destroyed (a hung upstream cannot hold it), never reused.
+ *   A cancellation the upstream does not accept within `cancelGraceMs` is given up too.
  */
 import { StringDecoder } from 'node:string_decoder';
 import type { JsonRpcId, JsonRpcMessage } from '../pipeline/messages.js';
-import { isRequest, toMessage } from '../pipeline/messages.js';
+import { isNotification, isRequest, toMessage } from '../pipeline/messages.js';
 import { SseParser } from './sse.js';
 import type { UpstreamConnection, UpstreamHandlers, UpstreamSendOptions } from './connection.js';
 import { UPSTREAM_RESERVED_HEADERS } from '../config/upstream-hygiene.js';
@@ -34,6 +39,11 @@ export interface HttpUpstreamOptions {
   maxMessageBytes: number;
   /** Most attempts to resume one response stream. */
   maxResumeAttempts?: number;
+  /**
+   * Longest wait (ms) for the upstream to accept a `notifications/cancelled` before the cancelled
+   * request's socket is closed anyway and the notification itself is given up (default 1000).
+   */
+  cancelGraceMs?: number;
 }
 
 const VISIBLE_ASCII = /^[\x21-\x7e]{1,256}$/;
@@ -59,30 +69,51 @@ interface BodySink {
 
 const DISCARD: BodySink = { data() {}, end() {}, error() {} };
 
-type Exchange = Http1Handler & { request?: Http1Request };
+type Exchange = Http1Handler & {
+  request?: Http1Request;
+  /** Its request was cancelled (or it was given up): it hears nothing more, whatever still arrives. */
+  cancelled?: boolean;
+};
 
 /**
  * An Http1Handler that hands the head to `onHead`, which picks where the body goes; `abort`
- * drops the exchange (a body over the limit, a broken stream).
+ * drops the exchange (a body over the limit, a broken stream). `settled` runs when the exchange
+ * ends, fails or is dropped so, cancelled or not.
  */
-function handler(onHead: (head: Http1Head, abort: () => void) => BodySink, onFailure: (err: Error) => void): Exchange {
+function handler(onHead: (head: Http1Head, abort: () => void) => BodySink, onFailure: (err: Error) => void, settled?: () => void): Exchange {
   let sink: BodySink | undefined;
   const ex: Exchange = {
     onHead(head) {
-      sink = onHead(head, () => ex.request?.abort());
+      if (ex.cancelled) return;
+      sink = onHead(head, () => {
+        ex.request?.abort();
+        settled?.();
+      });
     },
     onData(chunk) {
-      sink?.data(chunk);
+      if (!ex.cancelled) sink?.data(chunk);
     },
     onEnd() {
-      sink?.end();
+      settled?.();
+      if (!ex.cancelled) sink?.end();
     },
     onError(err) {
+      settled?.();
+      if (ex.cancelled) return;
       if (sink === undefined) onFailure(err);
       else sink.error(err);
     },
   };
   return ex;
+}
+
+/** A request whose answer is on its way (or whose POST waits its turn), for cancellation. */
+interface InFlight {
+  /** The exchange carrying the answer: undefined while the POST waits behind a notification. */
+  ex: Exchange | undefined;
+  cancelled: boolean;
+  /** Resolves the request's send() (a no-op once it settled, and for a resumed stream). */
+  settle: () => void;
 }
 
 /** Send through the pool, keeping the request handle on the exchange for `abort`. */
@@ -116,6 +147,11 @@ export class HttpUpstream implements UpstreamConnection {
   private getStream: Exchange | undefined;
   /** Requests sent and not answered yet (upstream ids), for resumption and for close. */
   private readonly open = new Set<JsonRpcId>();
+  /**
+   * Each request whose answer is on its way (its POST, or a GET resuming its stream), by upstream
+   * request id, for cancellation: from send() until that exchange ends, fails or is aborted.
+   */
+  private readonly inflight = new Map<JsonRpcId, InFlight>();
 
   constructor(private readonly opts: HttpUpstreamOptions) {
     const u = new URL(opts.url);
@@ -136,6 +172,11 @@ export class HttpUpstream implements UpstreamConnection {
 
   get alive(): boolean {
     return !this.closed;
+  }
+
+  /** Exchanges tracked for cancellation (tests). */
+  get inflightCount(): number {
+    return this.inflight.size;
   }
 
   async start(): Promise<void> {
@@ -167,8 +208,31 @@ export class HttpUpstream implements UpstreamConnection {
 
   async send(msg: JsonRpcMessage, options?: UpstreamSendOptions): Promise<void> {
     if (this.closed) throw new Error('upstream connection is closed');
+    const abort = this.cancelling(msg);
+    if (abort === undefined) return this.forward(msg, options, undefined);
+    // The upstream hears of the cancellation first, then the cancelled exchange's socket goes;
+    // an upstream that accepts nothing holds it for cancelGraceMs at most.
+    const graceMs = this.opts.cancelGraceMs ?? 1000;
+    const timer = setTimeout(abort, graceMs);
+    timer.unref();
+    try {
+      await this.forward(msg, options, graceMs);
+    } finally {
+      clearTimeout(timer);
+      abort();
+    }
+  }
+
+  /** In order after the last notification or response; `limitMs` bounds the wait for acceptance. */
+  private async forward(msg: JsonRpcMessage, options: UpstreamSendOptions | undefined, limitMs: number | undefined): Promise<void> {
+    let entry: InFlight | undefined;
+    if (isRequest(msg)) {
+      entry = { ex: undefined, cancelled: false, settle: () => {} };
+      this.inflight.set(msg.id, entry);
+    }
     if (this.barrier) await this.barrier;
-    const accepted = this.post(msg, options);
+    if (entry?.cancelled) return; // cancelled while it waited: never sent
+    const accepted = this.post(msg, options, limitMs, entry);
     if (!isRequest(msg)) {
       this.barrier = accepted.then(
         () => undefined,
@@ -178,42 +242,96 @@ export class HttpUpstream implements UpstreamConnection {
     return accepted;
   }
 
-  /** Resolves once the upstream accepted the POST (status line received). */
-  private post(msg: JsonRpcMessage, options: UpstreamSendOptions | undefined): Promise<void> {
+  /**
+   * For a `notifications/cancelled` naming a request whose answer is still on its way: silence
+   * that exchange now (and stop any resumption of its stream), and return what destroys its
+   * socket, to be called once the notification is handed over. Undefined for anything else,
+   * including an id with nothing in flight (then nothing changes).
+   */
+  private cancelling(msg: JsonRpcMessage): (() => void) | undefined {
+    if (!isNotification(msg) || msg.method !== 'notifications/cancelled') return undefined;
+    const id = msg.params?.requestId;
+    if (typeof id !== 'string' && typeof id !== 'number') return undefined;
+    // No error is made up for the request later, and a stream waiting to be resumed is not.
+    this.open.delete(id);
+    const entry = this.inflight.get(id);
+    if (entry === undefined) return undefined;
+    entry.cancelled = true;
+    if (entry.ex) entry.ex.cancelled = true;
+    return () => {
+      this.untrack(id, entry);
+      // Destroys the socket unless the exchange already ended (then the socket is clean and pooled).
+      entry.ex?.request?.abort();
+      // A request cancelled before the upstream accepted it: its send() resolves, cancelled.
+      entry.settle();
+    };
+  }
+
+  private untrack(id: JsonRpcId, entry: InFlight | undefined): void {
+    if (entry !== undefined && this.inflight.get(id) === entry) this.inflight.delete(id);
+  }
+
+  /**
+   * Resolves once the upstream accepted the POST (status line received). With `limitMs`, a POST
+   * not accepted by then is aborted (its socket destroyed) and rejects. `entry` tracks a request.
+   */
+  private post(msg: JsonRpcMessage, options: UpstreamSendOptions | undefined, limitMs: number | undefined, entry: InFlight | undefined): Promise<void> {
     const body = JSON.stringify(msg);
     const reqId = isRequest(msg) ? msg.id : undefined;
-    if (reqId !== undefined) this.open.add(reqId);
-    const send = (headers: string): Promise<void> =>
-      new Promise<void>((resolve, reject) => {
-        dispatch(
-          this.opts.pool,
-          'POST',
-          this.path,
-          headers,
-          body,
-          handler(
-            (head, abort) => {
-              resolve();
-              return this.onPostResponse(head, reqId, abort);
-            },
-            (err) => {
-              reject(err);
-              if (reqId !== undefined) this.synthesizeError(reqId, `upstream request failed: ${err.message}`);
-            },
-          ),
-        );
-      });
-    let headers: string | Promise<string>;
-    try {
-      headers = this.headers(POST_HEADERS, options);
-    } catch (err) {
-      if (reqId !== undefined) this.synthesizeError(reqId, 'upstream request headers are invalid');
-      return Promise.reject(err);
-    }
-    if (typeof headers === 'string') return send(headers);
-    return headers.then(send, (err: unknown) => {
-      if (reqId !== undefined) this.synthesizeError(reqId, 'upstream credentials unavailable');
-      throw err;
+    return new Promise<void>((resolve, reject) => {
+      let limit: NodeJS.Timeout | undefined;
+      const ex = handler(
+        (head, abort) => {
+          clearTimeout(limit);
+          resolve();
+          return this.onPostResponse(head, reqId, abort);
+        },
+        (err) => {
+          clearTimeout(limit);
+          reject(err);
+          if (reqId !== undefined) this.synthesizeError(reqId, `upstream request failed: ${err.message}`);
+        },
+        reqId === undefined ? undefined : () => this.untrack(reqId, entry),
+      );
+      if (reqId !== undefined) this.open.add(reqId);
+      if (entry !== undefined) {
+        entry.ex = ex;
+        entry.settle = resolve;
+      }
+      if (limitMs !== undefined) {
+        limit = setTimeout(() => {
+          ex.cancelled = true;
+          ex.request?.abort();
+          reject(new Http1Error(`upstream did not accept the message within ${limitMs} ms`));
+        }, limitMs);
+        limit.unref();
+      }
+      const failed = (err: unknown, detail: string): void => {
+        clearTimeout(limit);
+        if (reqId !== undefined) {
+          this.untrack(reqId, entry);
+          this.synthesizeError(reqId, detail);
+        }
+        reject(err);
+      };
+      const go = (headers: string): void => {
+        // Cancelled (or given up) while its credentials were fetched: never sent.
+        if (ex.cancelled) return;
+        try {
+          dispatch(this.opts.pool, 'POST', this.path, headers, body, ex);
+        } catch (err) {
+          failed(err, 'upstream request failed');
+        }
+      };
+      let headers: string | Promise<string>;
+      try {
+        headers = this.headers(POST_HEADERS, options);
+      } catch (err) {
+        failed(err, 'upstream request headers are invalid');
+        return;
+      }
+      if (typeof headers === 'string') go(headers);
+      else headers.then(go, (err: unknown) => failed(err, 'upstream credentials unavailable'));
     });
   }
 
@@ -372,20 +490,23 @@ export class HttpUpstream implements UpstreamConnection {
 
   private resume(reqId: JsonRpcId, lastEventId: string, attempt: number): void {
     if (this.closed || !this.open.has(reqId)) return;
-    this.getEventStream(
-      lastEventId,
-      handler(
-        (head, abort) => {
-          if (head.status !== 200 || !isEventStream(head)) {
-            this.synthesizeError(reqId, `upstream refused to resume the stream (HTTP ${head.status})`);
-            return DISCARD;
-          }
-          return this.readSse(reqId, attempt, abort);
-        },
-        () => this.synthesizeError(reqId, 'upstream stream resumption failed'),
-      ),
-      () => this.synthesizeError(reqId, 'upstream credentials unavailable'),
+    const ex = handler(
+      (head, abort) => {
+        if (head.status !== 200 || !isEventStream(head)) {
+          this.synthesizeError(reqId, `upstream refused to resume the stream (HTTP ${head.status})`);
+          return DISCARD;
+        }
+        return this.readSse(reqId, attempt, abort);
+      },
+      () => this.synthesizeError(reqId, 'upstream stream resumption failed'),
+      () => this.untrack(reqId, entry),
     );
+    const entry: InFlight = { ex, cancelled: false, settle: () => {} };
+    this.inflight.set(reqId, entry);
+    this.getEventStream(lastEventId, ex, () => {
+      this.untrack(reqId, entry);
+      this.synthesizeError(reqId, 'upstream credentials unavailable');
+    });
   }
 
   /**
@@ -397,7 +518,7 @@ export class HttpUpstream implements UpstreamConnection {
       .then(() => this.headers(lastEventId ? `${SSE_HEADERS}${renderHeaders({ 'last-event-id': lastEventId })}` : SSE_HEADERS, undefined))
       .then((headers) => {
         if (this.closed) ex.onError(new Error('upstream connection is closed'));
-        else dispatch(this.opts.streamPool ?? this.opts.pool, 'GET', this.path, headers, undefined, ex);
+        else if (!ex.cancelled) dispatch(this.opts.streamPool ?? this.opts.pool, 'GET', this.path, headers, undefined, ex);
       }, noCredentials);
   }
 

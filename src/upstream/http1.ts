@@ -19,6 +19,12 @@
  *    trailers are bounded and ignored;
  *  - bytes after a complete response on an idle socket destroy it.
  * One request per socket at a time (no pipelining). Informational 1xx responses are skipped.
+ *
+ * Idle keep-alive sockets are closed by the pool itself, before the server would close them, so
+ * a request is never written to a socket the server is closing at that moment (the keep-alive
+ * reuse race). The idle limit is `idleMs` (default 4 s, under the 5 s keepAliveTimeout of node's
+ * http server); a response with `Keep-Alive: timeout=S` lowers it to S seconds minus a 1 s margin,
+ * and when that leaves nothing (S <= 1) the socket is closed as soon as its response ends.
  */
 import net from 'node:net';
 import tls from 'node:tls';
@@ -52,7 +58,10 @@ export interface Http1PoolOptions {
   connectTimeoutMs: number;
   /** Largest status line + headers accepted (default 16 KiB, like node:http). */
   maxHeaderBytes?: number;
-  /** An idle socket older than this is not reused (default 4 s, or the server's keep-alive hint minus 1 s). */
+  /**
+   * An idle pooled socket is closed after this many ms (default 4000). A `Keep-Alive: timeout=S`
+   * response header lowers it to min(idleMs, S * 1000 - 1000); 0 or less: not kept at all.
+   */
   idleMs?: number;
   /** Extra TLS options for https (a secure context with a private CA, or a CA in tests). */
   tls?: tls.ConnectionOptions;
@@ -136,8 +145,10 @@ class Conn {
   readonly socket: net.Socket;
   handler: Http1Handler | undefined;
   idleSince = 0;
-  /** Longest idle time after which the socket is still reused (ms). */
-  maxIdleMs = Infinity;
+  /** How long the socket may stay idle in the pool after its last response (ms). */
+  maxIdleMs: number;
+  /** Closes the socket once it has been idle for maxIdleMs; cleared when it is taken. */
+  private idleTimer: NodeJS.Timeout | undefined;
   /** The response in progress completed inside feed(): hand the socket back after the loop. */
   private finished = false;
   /**
@@ -164,6 +175,7 @@ class Conn {
     secure: boolean,
   ) {
     this.socket = socket;
+    this.maxIdleMs = options.idleMs;
     socket.setNoDelay(true);
     this.connectTimer = setTimeout(() => this.fail(new Http1Error(`connect timeout after ${connectTimeoutMs} ms`)), connectTimeoutMs);
     socket.once(secure ? 'secureConnect' : 'connect', () => {
@@ -407,12 +419,27 @@ class Conn {
     h?.onError(err);
   }
 
+  /** Idle in the pool from now: closed after maxIdleMs unless taken first (the timer does not hold the process). */
+  park(): void {
+    this.idleSince = performance.now();
+    this.idleTimer = setTimeout(() => this.destroy(), this.maxIdleMs);
+    this.idleTimer.unref();
+  }
+
+  /** Taken out of the pool (for a request, or to be dropped): no idle close any more. */
+  unpark(): void {
+    if (this.idleTimer === undefined) return;
+    clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
+  }
+
   /** Drop the connection without telling anyone (abort, or an idle socket going away). */
   destroy(): void {
     if (this.dead) return;
     this.dead = true;
     this.handler = undefined;
     if (this.connectTimer) clearTimeout(this.connectTimer);
+    this.unpark();
     this.socket.destroy();
     this.pool.forget(this);
   }
@@ -444,7 +471,10 @@ export class Http1Pool {
     this.hostHeader = opts.hostHeader ?? u.host;
     this.maxSockets = opts.maxSockets ?? 256;
     this.maxFree = opts.maxFreeSockets ?? 64;
-    this.connOptions = { maxHeaderBytes: opts.maxHeaderBytes ?? 16 * 1024, idleMs: opts.idleMs ?? 4000 };
+    const idleMs = opts.idleMs ?? 4000;
+    // setTimeout fires at once for a delay past 2^31 - 1 ms, which would be wrong, not merely long.
+    if (!Number.isFinite(idleMs) || idleMs < 0 || idleMs > 2 ** 31 - 1) throw new Http1Error('idleMs must be a number of milliseconds from 0 to 2147483647');
+    this.connOptions = { maxHeaderBytes: opts.maxHeaderBytes ?? 16 * 1024, idleMs };
   }
 
   /**
@@ -483,6 +513,8 @@ export class Http1Pool {
     const now = performance.now();
     while (this.free.length > 0) {
       const c = this.free.pop()!;
+      c.unpark();
+      // The idle timer may be late on a busy event loop: the age is checked here too.
       if (!c.dead && now - c.idleSince < c.maxIdleMs) return c;
       c.destroy();
     }
@@ -515,11 +547,12 @@ export class Http1Pool {
       c.start(next.handler, next.wire);
       return;
     }
-    if (this.free.length >= this.maxFree) {
+    // A full pool, or an idle limit that leaves no time (a server's keep-alive hint of 1 s or less).
+    if (this.free.length >= this.maxFree || c.maxIdleMs <= 0) {
       c.destroy();
       return;
     }
-    c.idleSince = performance.now();
+    c.park();
     this.free.push(c);
   }
 

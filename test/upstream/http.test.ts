@@ -3,7 +3,8 @@
  * against raw node:net servers written here (every response byte under the test's control):
  * JSON and SSE answers, 202 for a request, session expiry, an invalid session id, header
  * injection through the protocol version, the body size limit, SSE resumption with
- * Last-Event-ID, a connection that breaks mid-body, and which headers the upstream gets.
+ * Last-Event-ID, a connection that breaks mid-body, which headers the upstream gets, and
+ * cancellation (notifications/cancelled closes the cancelled request's socket and silences it).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -309,6 +310,7 @@ test('a JSON body over maxMessageBytes fails the upstream (protocol) and the soc
       await until(() => srv.sockets[0]!.closed, 'the server to see the socket closed');
       assert.equal(h.pool.size, 0);
       assert.deepEqual(h.messages, []);
+      assert.equal(h.up.inflightCount, 0, 'the aborted exchange is no longer tracked');
     },
   );
 });
@@ -614,6 +616,263 @@ test('close() after a session: DELETE with the session id', async () => {
       assert.equal(del.method, 'DELETE');
       assert.equal(header(del, 'mcp-session-id'), 'sid-del');
       assert.equal(h.up.alive, false);
+    },
+  );
+});
+
+// =============================================================================================
+// Cancellation: a notifications/cancelled for a request in flight silences its exchange at once
+// and destroys its socket once the upstream accepted the notification (or after cancelGraceMs).
+
+const cancel = (id: JsonRpcId): JsonRpcMessage => ({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: id, reason: 'gateway timeout' } });
+const ACCEPTED = 'HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n';
+const rpc = (r: RawRequest): { id?: JsonRpcId; method?: string } => JSON.parse(r.body) as { id?: JsonRpcId; method?: string };
+const isCancel = (r: RawRequest): boolean => r.method === 'POST' && rpc(r).method === 'notifications/cancelled';
+/** `p`, or a rejection naming `what` if it has not settled within `ms` (a hang fails the test). */
+async function within<T>(p: Promise<T>, what: string, ms = 1000): Promise<T> {
+  let t: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    t = setTimeout(() => reject(new Error(`${what}: not settled within ${ms} ms`)), ms);
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(t));
+}
+const socketOf = (srv: RawServer, s: net.Socket | undefined): RawServer['sockets'][number] => {
+  const rec = srv.sockets.find((x) => x.socket === s);
+  assert.ok(rec, 'the server socket');
+  return rec;
+};
+
+test('cancel of a request in flight: the upstream hears the cancellation first, then the hung POST socket is destroyed (not after the grace), the send settles, the pool goes on', async () => {
+  let hung: net.Socket | undefined;
+  let hungOpenAtCancel: boolean | undefined;
+  await run(
+    (r) => {
+      if (isCancel(r)) {
+        hungOpenAtCancel = hung !== undefined && !hung.destroyed;
+        return write(r.socket, ACCEPTED);
+      }
+      if (rpc(r).id === 1) return void (hung = r.socket); // never answered
+      write(r.socket, jsonResponse(result(rpc(r).id!)));
+    },
+    { cancelGraceMs: 10_000 },
+    async (h, srv) => {
+      let settled = false;
+      const sent = h.up.send(req(1, 'tools/call')).then(() => (settled = true));
+      await until(() => hung !== undefined, 'the request');
+      assert.equal(h.up.inflightCount, 1);
+      await h.up.send(cancel(1));
+      await until(() => socketOf(srv, hung).closed, 'the server to see the cancelled POST socket closed', 1000);
+      assert.equal(hungOpenAtCancel, true, 'the cancellation arrived while the POST was still open');
+      await within(sent, "the cancelled request's send()");
+      assert.equal(settled, true);
+      assert.equal(h.up.inflightCount, 0);
+      // The next request goes out on another socket and is answered; nothing ever came for 1.
+      await h.up.send(req(2));
+      await until(() => h.messages.length === 1, 'the next answer');
+      assert.deepEqual(h.messages, [{ msg: result(2), relatedTo: 2 }]);
+      assert.notEqual(srv.requests.find((r) => rpc(r).id === 2)!.socket, hung);
+      assert.equal(h.up.inflightCount, 0);
+      await delay(20);
+      assert.equal(h.messages.length, 1, 'no synthesized error for the cancelled request');
+      assert.deepEqual(h.closes, []);
+    },
+  );
+});
+
+test('cancel with an upstream that accepts nothing: after cancelGraceMs the hung POST and the unaccepted notification are closed, the notification send rejects, later sends go through', async () => {
+  await run(
+    (r) => {
+      if (rpc(r).id === 2) write(r.socket, jsonResponse(result(2)));
+    },
+    { cancelGraceMs: 100 },
+    async (h, srv) => {
+      const sent = h.up.send(req(1));
+      await until(() => srv.requests.length === 1, 'the request');
+      const t0 = performance.now();
+      await assert.rejects(within(h.up.send(cancel(1)), 'the unaccepted cancellation'), /did not accept the message within 100 ms/);
+      assert.ok(performance.now() - t0 >= 90, 'not before the grace');
+      assert.equal(srv.requests.length, 2, 'the cancellation was sent');
+      await until(() => srv.sockets.length === 2 && srv.sockets.every((s) => s.closed), 'both sockets closed', 1000);
+      await within(sent, "the cancelled request's send()");
+      assert.equal(h.pool.size, 0);
+      assert.equal(h.up.inflightCount, 0);
+      // Not stuck behind the notification that was never accepted.
+      await h.up.send(req(2));
+      await until(() => h.messages.length === 1, 'the next answer');
+      assert.deepEqual(h.messages, [{ msg: result(2), relatedTo: 2 }]);
+      assert.equal(srv.sockets.length, 3, 'on a new socket');
+    },
+  );
+});
+
+test('an answer arriving after the cancellation (before the upstream accepted it) is not delivered, nor is any error for the request', async () => {
+  let stream: net.Socket | undefined;
+  await run(
+    (r) => {
+      if (isCancel(r)) {
+        // The answer first, on the request's stream, then (later) the 202 for the cancellation.
+        const e = sseEvent(result(1), 'e2');
+        write(stream!, `${Buffer.byteLength(e).toString(16)}\r\n${e}\r\n0\r\n\r\n`);
+        setTimeout(() => write(r.socket, ACCEPTED), 30);
+        return;
+      }
+      stream = r.socket;
+      const e = sseEvent(progress, 'e1');
+      write(r.socket, `HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n${Buffer.byteLength(e).toString(16)}\r\n${e}\r\n`);
+    },
+    { cancelGraceMs: 10_000 },
+    async (h) => {
+      await h.up.send(req(1, 'tools/call'));
+      await until(() => h.messages.length === 1, 'the progress notification');
+      await h.up.send(cancel(1));
+      await delay(30);
+      assert.deepEqual(h.messages, [{ msg: progress, relatedTo: 1 }], 'only what came before the cancellation');
+      assert.equal(h.up.inflightCount, 0);
+      assert.deepEqual(h.closes, []);
+    },
+  );
+});
+
+test('a cancellation for an unknown id (99, or "1" for the number 1) changes nothing: the request in flight keeps its socket and gets its answer', async () => {
+  let held: net.Socket | undefined;
+  await run(
+    (r) => {
+      if (isCancel(r)) return write(r.socket, ACCEPTED);
+      held = r.socket;
+    },
+    { cancelGraceMs: 50 },
+    async (h, srv) => {
+      const sent = h.up.send(req(1));
+      await until(() => held !== undefined, 'the request');
+      await h.up.send(cancel(99));
+      await h.up.send(cancel('1'));
+      await delay(100); // past cancelGraceMs
+      assert.equal(socketOf(srv, held).closed, false, 'the request socket is still open');
+      assert.equal(h.up.inflightCount, 1);
+      write(held!, jsonResponse(result(1)));
+      await within(sent, 'the request send');
+      await until(() => h.messages.length === 1, 'the answer');
+      assert.deepEqual(h.messages, [{ msg: result(1), relatedTo: 1 }]);
+      assert.equal(h.up.inflightCount, 0);
+    },
+  );
+});
+
+test('a cancellation while the request waits for its credentials: the request is never sent, its send resolves', async () => {
+  await run(
+    (r) => write(r.socket, ACCEPTED),
+    {
+      credentials: async () => {
+        await delay(30);
+        return {};
+      },
+    },
+    async (h, srv) => {
+      const sent = h.up.send(req(1));
+      await h.up.send(cancel(1));
+      await within(sent, "the cancelled request's send()");
+      await delay(20);
+      assert.deepEqual(
+        srv.requests.map((r) => rpc(r).method),
+        ['notifications/cancelled'],
+      );
+      assert.equal(h.up.inflightCount, 0);
+      assert.deepEqual(h.messages, []);
+    },
+  );
+});
+
+test('a cancellation while the request waits behind an unaccepted notification: the request is never sent', async () => {
+  let initialized: net.Socket | undefined;
+  await run(
+    (r) => {
+      if (rpc(r).method === 'notifications/initialized') initialized = r.socket;
+      else write(r.socket, ACCEPTED);
+    },
+    {},
+    async (h, srv) => {
+      const init = h.up.send({ jsonrpc: '2.0', method: 'notifications/initialized' });
+      await until(() => initialized !== undefined, 'the initialized notification');
+      const sent = h.up.send(req(1));
+      const cancelled = h.up.send(cancel(1));
+      write(initialized!, ACCEPTED);
+      await within(Promise.all([init, sent, cancelled]), 'the three sends');
+      assert.deepEqual(
+        srv.requests.map((r) => rpc(r).method),
+        ['notifications/initialized', 'notifications/cancelled'],
+      );
+      assert.equal(h.up.inflightCount, 0);
+      assert.deepEqual(h.messages, []);
+    },
+  );
+});
+
+test('a cancellation while its stream is resumed: the GET socket is destroyed, no error, no further GET', async () => {
+  let get: net.Socket | undefined;
+  await run(
+    (r) => {
+      if (r.method === 'GET') {
+        get = r.socket;
+        return write(r.socket, 'HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n');
+      }
+      if (isCancel(r)) return write(r.socket, ACCEPTED);
+      write(r.socket, sseResponse(['retry: 10\n\n', sseEvent(progress, 'ev-1')]));
+    },
+    { cancelGraceMs: 10_000 },
+    async (h, srv) => {
+      await h.up.send(req(5, 'tools/call'));
+      await until(() => get !== undefined, 'the resuming GET');
+      assert.equal(h.up.inflightCount, 1);
+      await h.up.send(cancel(5));
+      await until(() => socketOf(srv, get).closed, 'the server to see the GET socket closed', 1000);
+      await delay(40);
+      assert.deepEqual(
+        srv.requests.map((r) => r.method),
+        ['POST', 'GET', 'POST'],
+      );
+      assert.deepEqual(h.messages, [{ msg: progress, relatedTo: 5 }]);
+      assert.equal(h.up.inflightCount, 0);
+    },
+  );
+});
+
+test('a cancellation between two resumptions of a stream: no GET is made, no error', async () => {
+  await run(
+    (r) => write(r.socket, isCancel(r) ? ACCEPTED : sseResponse(['retry: 60\n\n', sseEvent(progress, 'ev-1')])),
+    {},
+    async (h, srv) => {
+      await h.up.send(req(6, 'tools/call'));
+      await until(() => h.messages.length === 1 && h.up.inflightCount === 0, 'the stream to end');
+      await h.up.send(cancel(6));
+      await delay(120);
+      assert.deepEqual(
+        srv.requests.map((r) => r.method),
+        ['POST', 'POST'],
+      );
+      assert.deepEqual(h.messages, [{ msg: progress, relatedTo: 6 }]);
+    },
+  );
+});
+
+test('a cancellation stuck behind an unaccepted notification still closes the cancelled POST socket after cancelGraceMs', async () => {
+  let hung: net.Socket | undefined;
+  await run(
+    (r) => {
+      if (rpc(r).id === 1) hung = r.socket; // neither the request nor the notification is answered
+    },
+    { cancelGraceMs: 100 },
+    async (h, srv) => {
+      void h.up.send(req(1)).catch(() => {});
+      await until(() => hung !== undefined, 'the request');
+      void h.up.send({ jsonrpc: '2.0', method: 'notifications/initialized' }).catch(() => {});
+      await until(() => srv.requests.length === 2, 'the notification');
+      const t0 = performance.now();
+      void h.up.send(cancel(1)).catch(() => {});
+      await until(() => socketOf(srv, hung).closed, 'the server to see the cancelled POST socket closed', 1000);
+      assert.ok(performance.now() - t0 >= 90, 'not before the grace');
+      assert.equal(srv.requests.length, 2, 'the cancellation itself still waits its turn');
+      assert.equal(h.up.inflightCount, 0);
+      assert.deepEqual(h.messages, []);
     },
   );
 });

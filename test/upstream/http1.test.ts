@@ -5,8 +5,8 @@
  * queueing, the request on the wire), every refusal of the strict parser (each ends in onError
  * with an Http1Error, never onEnd, and the client destroys the socket: the server, which never
  * closes a connection itself unless the test says so, sees it close), response desync (bytes
- * after a response are never read as the next one), header injection, abort, close and the
- * connect timeout.
+ * after a response are never read as the next one), header injection, abort, close, the
+ * connect timeout and the idle timeout of pooled sockets.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -1042,6 +1042,86 @@ describe('TLS and connect timeout', () => {
     } finally {
       pool.close();
       await srv.close();
+    }
+  });
+});
+
+// =============================================================================================
+
+describe('idle timeout: the pool closes idle keep-alive sockets before the server would', () => {
+  test('an idle pooled socket is closed after idleMs with no further request (the server sees the close); the next request opens a new one', async () => {
+    await withServer(
+      (_r, c) => write(c.socket, ok('x')),
+      { idleMs: 100 },
+      async (srv, pool) => {
+        assertOk(await call(pool).done, 200, 'x');
+        const t0 = performance.now();
+        assert.equal(pool.size, 1, 'kept for reuse');
+        await closedWithin(srv.conns[0], 'the idle socket', 1000);
+        const took = performance.now() - t0;
+        assert.ok(took >= 90, `closed after ${took} ms, before idleMs`);
+        assert.equal(pool.size, 0);
+        assertOk(await call(pool).done, 200, 'x');
+        assert.equal(srv.conns.length, 2);
+      },
+    );
+  });
+
+  test('a socket taken before idleMs is not closed mid-request, and idles afresh after its response', async () => {
+    await withServer(
+      (r, c) => {
+        if (r.path === '/slow') setTimeout(() => write(c.socket, ok('slow')), 150);
+        else write(c.socket, ok('x'));
+      },
+      { idleMs: 100 },
+      async (srv, pool) => {
+        assertOk(await call(pool).done, 200, 'x');
+        await delay(60);
+        // Taken at ~60 ms and busy until ~210 ms: past the 100 ms the idle timer had left.
+        assertOk(await call(pool, { path: '/slow' }).done, 200, 'slow');
+        assert.equal(srv.conns.length, 1, 'the same socket');
+        assert.equal(srv.conns[0]!.isClosed, false);
+        const t0 = performance.now();
+        await closedWithin(srv.conns[0], 'the socket idle again', 1000);
+        assert.ok(performance.now() - t0 >= 90, 'a fresh idle timeout');
+      },
+    );
+  });
+
+  test('Keep-Alive: timeout=2 lowers the idle timeout to 1 s (the hint minus 1 s)', async () => {
+    await withServer(
+      (_r, c) => write(c.socket, ok('x', 'Keep-Alive: timeout=2\r\n')),
+      { idleMs: 60_000 },
+      async (srv, pool) => {
+        assertOk(await call(pool).done, 200, 'x');
+        const t0 = performance.now();
+        await closedWithin(srv.conns[0], 'the idle socket', 2000);
+        const took = performance.now() - t0;
+        assert.ok(took >= 900 && took < 1500, `closed after ${took} ms`);
+      },
+    );
+  });
+
+  test('Keep-Alive: timeout=1, and idleMs 0, leave no idle time: the socket is closed as soon as its response ends', async () => {
+    for (const [extra, opts] of [
+      ['Keep-Alive: timeout=1\r\n', {}],
+      ['', { idleMs: 0 }],
+    ] as const) {
+      await withServer(
+        (_r, c) => write(c.socket, ok('x', extra)),
+        opts,
+        async (srv, pool) => {
+          assertOk(await call(pool).done, 200, 'x');
+          await closedWithin(srv.conns[0], 'a socket with no idle time', 200);
+          assert.equal(pool.size, 0);
+        },
+      );
+    }
+  });
+
+  test('idleMs must be 0 to 2^31-1 ms', () => {
+    for (const idleMs of [-1, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 31]) {
+      assert.throws(() => new Http1Pool({ url: new URL('http://127.0.0.1:1/'), connectTimeoutMs: 1000, idleMs }), /idleMs must be/);
     }
   });
 });
