@@ -7,9 +7,14 @@
  * (normalized, without query and fragment), `iat` inside the window, `jti` never seen before
  * (replay cache in the state store, so replicas can share it), `ath` = SHA-256 of the access
  * token, the key thumbprint = `cnf.jkt`, and the server nonce when nonces are on.
+ *
+ * Nonce key: `auth.dpop.nonce.secret` when configured; otherwise, with a shared state store
+ * (Redis), one random 32-byte key every replica agrees on through the store (the first to need
+ * it creates it atomically, see dpopNoncesLoader); otherwise a random key per process.
  */
 import { calculateJwkThumbprint, EmbeddedJWK, jwtVerify, type JWK } from 'jose';
 import { createHmac, randomBytes } from 'node:crypto';
+import { BastionError, isBastionError } from '../errors.js';
 import type { StateStore } from '../stores/types.js';
 import { CredentialRejected, safeEqual, sha256b64url } from './util.js';
 
@@ -29,7 +34,8 @@ export interface DpopVerifierOptions {
   iatWindowSeconds: number;
   clockSkewSeconds: number;
   maxProofBytes: number;
-  nonces: DpopNonces | undefined;
+  /** The nonces, or their loader (dpopNoncesLoader: the key may come from the shared store). */
+  nonces: DpopNonces | (() => Promise<DpopNonces>) | undefined;
   now?: () => number;
 }
 
@@ -60,11 +66,12 @@ export function normalizeHtu(url: string): string | undefined {
 export class DpopNonces {
   private readonly secret: Buffer;
   constructor(
-    secret: string | undefined,
+    /** The configured secret (a string) or a raw key; undefined: random for this process. */
+    secret: string | Buffer | undefined,
     private readonly rotateSeconds: number,
     private readonly now: () => number = Date.now,
   ) {
-    this.secret = secret === undefined ? randomBytes(32) : Buffer.from(secret);
+    this.secret = secret === undefined ? randomBytes(32) : typeof secret === 'string' ? Buffer.from(secret, 'utf8') : Buffer.from(secret);
   }
 
   private forPeriod(p: number): string {
@@ -87,6 +94,93 @@ export class DpopNonces {
     const b = safeEqual(nonce, this.forPeriod(p - 1));
     return a || b;
   }
+}
+
+/**
+ * State-store key of the nonce key shared by the replicas when no secret is configured. Stored
+ * without expiry; in Redis it is `${state.keyPrefix}k:dpop:nonce-key` (`bastion:k:dpop:nonce-key`
+ * by default). A secret at rest: operators who do not want it in Redis set auth.dpop.nonce.secret.
+ */
+export const DPOP_NONCE_STORE_KEY = 'dpop:nonce-key';
+
+const NONCE_KEY_BYTES = 32;
+
+export interface DpopNoncesLoaderOptions {
+  /** The resolved auth.dpop.nonce.secret; when set it wins and the store is never used for it. */
+  secret: string | undefined;
+  store: StateStore;
+  rotateSeconds: number;
+  now?: () => number;
+}
+
+function nonceKeyUnavailable(err: unknown): BastionError {
+  // The cause keeps the message only: a client error can carry the command and its arguments,
+  // and the value offered to getOrCreate may already be the key in the store.
+  let inner = err;
+  while (isBastionError(inner) && inner.cause !== undefined) inner = inner.cause;
+  const cause = new Error(inner instanceof Error ? inner.message : String(inner));
+  return new BastionError(
+    'ERR_BASTION_STATE_UNAVAILABLE',
+    'The DPoP nonce key could not be read from the shared state store (Redis is unreachable); the request was refused (fail closed). Retry shortly.',
+    { cause, reason: 'dpop_nonce_key_unavailable', headers: { 'Retry-After': '1' } },
+  );
+}
+
+/** Decode a stored key: exactly 32 bytes, canonical base64url. Never echoes the value. */
+function decodeStoredKey(v: string): Buffer {
+  const b = Buffer.from(v, 'base64url');
+  if (b.length !== NONCE_KEY_BYTES || b.toString('base64url') !== v) {
+    throw new BastionError(
+      'ERR_BASTION_INTERNAL',
+      `The DPoP nonce key stored in the state store (key ${DPOP_NONCE_STORE_KEY}) is not a ${NONCE_KEY_BYTES}-byte base64url value: delete it and restart every replica, or set auth.dpop.nonce.secret`,
+      { reason: 'dpop_nonce_key_invalid' },
+    );
+  }
+  return b;
+}
+
+/**
+ * The nonces, with their key chosen once:
+ * - `secret` configured: that secret (the store is not touched);
+ * - shared store (Redis): one random 32-byte key for every replica, created by the first replica
+ *   that needs it with an atomic `getOrCreate` and read by the others; kept without expiry (the
+ *   replicas must agree for as long as any runs). To rotate it, delete the key and restart every
+ *   replica together;
+ * - otherwise (memory store): random for this process, as before.
+ *
+ * The loader starts at once (so the key is usually there before the first request) and is
+ * memoized. When the store is unreachable the call rejects with ERR_BASTION_STATE_UNAVAILABLE
+ * (the request gets 503: fail closed, never a per-process key the other replicas would refuse)
+ * and the next call tries again. The key is never logged nor put in an error.
+ */
+export function dpopNoncesLoader(opts: DpopNoncesLoaderOptions): () => Promise<DpopNonces> {
+  const { secret, store, rotateSeconds } = opts;
+  const now = opts.now ?? Date.now;
+  if (secret !== undefined || !store.shared) {
+    const fixed = Promise.resolve(new DpopNonces(secret, rotateSeconds, now));
+    return () => fixed;
+  }
+  let loading: Promise<DpopNonces> | undefined;
+  const load = (): Promise<DpopNonces> => {
+    if (loading) return loading;
+    const p = (async () => {
+      let stored: string;
+      try {
+        stored = await store.getOrCreate(DPOP_NONCE_STORE_KEY, randomBytes(NONCE_KEY_BYTES).toString('base64url'));
+      } catch (err) {
+        throw isBastionError(err) && err.code !== 'ERR_BASTION_STATE_UNAVAILABLE' ? err : nonceKeyUnavailable(err);
+      }
+      return new DpopNonces(decodeStoredKey(stored), rotateSeconds, now);
+    })();
+    loading = p;
+    // A failure is not cached: the next request tries the store again.
+    p.catch(() => {
+      if (loading === p) loading = undefined;
+    });
+    return p;
+  };
+  load().catch(() => undefined);
+  return load;
 }
 
 export interface DpopResult {
@@ -139,7 +233,10 @@ export function createDpopVerifier(opts: DpopVerifierOptions): (check: DpopCheck
     if (iat > t + opts.clockSkewSeconds || iat < t - opts.iatWindowSeconds) {
       throw new CredentialRejected('dpop_stale', 'DPoP proof iat is outside the accepted window');
     }
-    if (opts.nonces && !opts.nonces.isValid(payload['nonce'])) throw new DpopNonceRequired(opts.nonces.current());
+    if (opts.nonces) {
+      const nonces = typeof opts.nonces === 'function' ? await opts.nonces() : opts.nonces;
+      if (!nonces.isValid(payload['nonce'])) throw new DpopNonceRequired(nonces.current());
+    }
     const ath = payload['ath'];
     if (typeof ath !== 'string' || !safeEqual(ath, sha256b64url(check.accessToken))) {
       throw new CredentialRejected('dpop_wrong_ath', 'DPoP proof ath does not match the access token');

@@ -45,8 +45,12 @@ export function checkIdentityConfig(config: Config, now: () => number = Date.now
   } catch (err) {
     errors.push((err as Error).message);
   }
-  if (config.auth.dpop.nonce.enabled && !config.auth.dpop.nonce.secret) {
-    warnings.push('auth.dpop.nonce.secret is not set: nonces are per process, so replicas behind one load balancer will refuse each other\'s nonces');
+  // Without a secret, replicas sharing a state store (state.type: redis) agree on one key
+  // through it (identity/dpop.ts); only a per-process store leaves the key per process.
+  if (config.auth.dpop.nonce.enabled && !config.auth.dpop.nonce.secret && config.state.type !== 'redis') {
+    warnings.push(
+      'auth.dpop.nonce.secret is not set and the state store is not shared (state.type: memory): nonces are per process, so replicas behind one load balancer will refuse each other\'s nonces; set auth.dpop.nonce.secret or state.type: redis',
+    );
   }
   if (errors.length > 0) {
     throw new BastionError('ERR_BASTION_CONFIG_INVALID', `Invalid configuration:\n  ${errors.join('\n  ')}`);

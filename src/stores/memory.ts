@@ -87,6 +87,14 @@ export class MemoryStateStore implements StateStore {
     return next;
   }
 
+  async getOrCreate(key: string, value: string): Promise<string> {
+    // No await between the read and the write: atomic in one process.
+    const e = this.live(key);
+    if (e) return e.value;
+    this.entries.set(key, { value, expiresAt: Number.POSITIVE_INFINITY });
+    return value;
+  }
+
   async get(key: string): Promise<string | undefined> {
     return this.live(key)?.value;
   }

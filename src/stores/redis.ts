@@ -4,8 +4,8 @@
  * - Every key lives under `keyPrefix`: plain entries under `${keyPrefix}k:`, token buckets under
  *   `${keyPrefix}tb:`, pub/sub channels under `${keyPrefix}ch:`, so `keys()` never sees a bucket
  *   and `delete()` clears both, as the memory store does.
- * - Atomic: putIfAbsent is `SET NX PX`; takeToken and increment are Lua scripts (one round trip,
- *   no interleaving). Buckets use the Redis server clock (`TIME`), so replicas whose clocks drift
+ * - Atomic: putIfAbsent is `SET NX PX`; takeToken, increment and getOrCreate are Lua scripts (one
+ *   round trip, no interleaving). Buckets use the Redis server clock (`TIME`), so replicas whose clocks drift
  *   still share one bucket correctly.
  * - Fails fast: the command connection has no offline queue and a command timeout, so with Redis
  *   unreachable every method throws `ERR_BASTION_STATE_UNAVAILABLE` at once instead of hanging;
@@ -45,6 +45,7 @@ type Client = Redis | Cluster;
 interface Scripts {
   bastionTakeToken(bucket: string, rate: number, burst: number, cost: number): Promise<[number, string, number]>;
   bastionIncrement(key: string, by: number, ttlMs: number): Promise<string>;
+  bastionGetOrCreate(key: string, value: string): Promise<string>;
 }
 
 /**
@@ -90,6 +91,14 @@ local existed = redis.call('EXISTS', KEYS[1])
 local v = redis.call('INCRBYFLOAT', KEYS[1], ARGV[1])
 if existed == 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return v
+`;
+
+/** Set-if-absent returning the winner, no expiry. KEYS[1]; ARGV value. Returns the stored value. */
+const GET_OR_CREATE = `
+local v = redis.call('GET', KEYS[1])
+if v then return v end
+redis.call('SET', KEYS[1], ARGV[1])
+return ARGV[1]
 `;
 
 function unavailable(err: unknown): BastionError {
@@ -177,6 +186,7 @@ export class RedisStateStore implements StateStore {
     const scripts = this.client as unknown as { defineCommand(name: string, def: { numberOfKeys: number; lua: string }): void };
     scripts.defineCommand('bastionTakeToken', { numberOfKeys: 1, lua: TAKE_TOKEN });
     scripts.defineCommand('bastionIncrement', { numberOfKeys: 1, lua: INCREMENT });
+    scripts.defineCommand('bastionGetOrCreate', { numberOfKeys: 1, lua: GET_OR_CREATE });
   }
 
   private tlsOptions(): ConnectionOptions | undefined {
@@ -278,6 +288,10 @@ export class RedisStateStore implements StateStore {
   async increment(key: string, by: number, ttlMs: number): Promise<number> {
     const v = await this.run(() => (this.client as unknown as Scripts).bastionIncrement(this.k(key), by, Math.max(1, Math.ceil(ttlMs))));
     return Number(v);
+  }
+
+  async getOrCreate(key: string, value: string): Promise<string> {
+    return this.run(() => (this.client as unknown as Scripts).bastionGetOrCreate(this.k(key), value));
   }
 
   async get(key: string): Promise<string | undefined> {

@@ -34,6 +34,14 @@ export interface StateStore {
   /** Add `by` to a counter (created at 0 with the TTL when absent); returns the new value. */
   increment(key: string, by: number, ttlMs: number): Promise<number>;
 
+  /**
+   * Atomic set-if-absent that returns the winner: when `key` is absent it is set to `value` (no
+   * expiry) and `value` is returned; when present its stored value is returned and left alone.
+   * Every concurrent caller, on every replica sharing the store, gets the same value: for
+   * state the replicas must agree on once (the shared DPoP nonce key).
+   */
+  getOrCreate(key: string, value: string): Promise<string>;
+
   get(key: string): Promise<string | undefined>;
   /** `ttlMs` undefined: no expiry. */
   set(key: string, value: string, ttlMs?: number): Promise<void>;

@@ -45,6 +45,23 @@ for (const impl of impls) {
       assert.equal(r.filter(Boolean).length, 1);
     });
 
+    test('getOrCreate: the first value wins and is kept (no expiry); later callers get it', async () => {
+      const s = await make();
+      assert.equal(await s.getOrCreate('once', 'first'), 'first');
+      assert.equal(await s.getOrCreate('once', 'second'), 'first');
+      assert.equal(await s.get('once'), 'first');
+      await s.set('there', 'already');
+      assert.equal(await s.getOrCreate('there', 'new'), 'already');
+      assert.deepEqual(await s.keys('once'), ['once']);
+    });
+
+    test('getOrCreate is atomic under concurrency: 20 callers with different values all get one', async () => {
+      const s = await make();
+      const r = await Promise.all(Array.from({ length: 20 }, (_, i) => s.getOrCreate('race-goc', `v${i}`)));
+      assert.equal(new Set(r).size, 1);
+      assert.equal(await s.get('race-goc'), r[0]);
+    });
+
     test('takeToken: burst then refusal with a retry time; concurrent takes never over-admit', async () => {
       const s = await make();
       const limit = { ratePerSecond: 0.001, burst: 5 };
@@ -142,6 +159,22 @@ describe('RedisStateStore specifics', () => {
       await a.close();
       await b.close();
       await c.close();
+    }
+  });
+
+  test('getOrCreate across instances sharing a prefix: 20 concurrent callers on two instances agree', async () => {
+    const prefix = testPrefix('goc');
+    const a = new RedisStateStore({ url: LOCAL_REDIS, keyPrefix: prefix });
+    const b = new RedisStateStore({ url: LOCAL_REDIS, keyPrefix: prefix });
+    try {
+      await a.waitReady();
+      await b.waitReady();
+      const r = await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 ? a : b).getOrCreate('shared-key', `v${i}`)));
+      assert.equal(new Set(r).size, 1);
+      assert.equal(await b.get('shared-key'), r[0]);
+    } finally {
+      await a.close();
+      await b.close();
     }
   });
 

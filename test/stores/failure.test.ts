@@ -57,6 +57,7 @@ test('store methods fail fast with ERR_BASTION_STATE_UNAVAILABLE when Redis is a
     await assert.rejects(s.set('k', 'w'), isDown);
     await assert.rejects(s.delete('k'), isDown);
     await assert.rejects(s.putIfAbsent('j', 1000), isDown);
+    await assert.rejects(s.getOrCreate('g', 'v'), isDown);
     await assert.rejects(s.takeToken('b', { ratePerSecond: 1, burst: 1 }), isDown);
     await assert.rejects(s.increment('n', 1, 1000), isDown);
     await assert.rejects(s.keys(''), isDown);

@@ -28,7 +28,7 @@ import {
   type Scheme,
 } from '../../identity/challenges.js';
 import { createTokenVerifier, type TokenVerifier, type VerifiedToken } from '../../identity/verifier.js';
-import { createDpopVerifier, DpopNonceRequired, DpopNonces } from '../../identity/dpop.js';
+import { createDpopVerifier, DpopNonceRequired, dpopNoncesLoader } from '../../identity/dpop.js';
 import { certificateIdentityCache, certificateMatches } from '../../identity/certificate.js';
 import { principalFromCertificate, principalFromToken } from '../../identity/principal.js';
 import { createApiKeyVerifier, type ApiKeyVerifier } from '../../identity/api-keys.js';
@@ -91,8 +91,14 @@ export function identityStage(deps: IdentityStageDeps): Stage {
   const verifier = deps.verifier ?? createTokenVerifier(config.auth, { baseDir, now, ...(deps.env ? { env: deps.env } : {}) });
   const apiKeys = deps.apiKeys ?? createApiKeyVerifier(config.auth.apiKeys, now);
   const dpopCfg = config.auth.dpop;
+  // The configured secret wins; else a key shared through a shared store; else per process.
   const nonces = dpopCfg.nonce.enabled
-    ? new DpopNonces(dpopCfg.nonce.secret ? resolveSecret(dpopCfg.nonce.secret, baseDir, deps.env) : undefined, dpopCfg.nonce.rotateSeconds, now)
+    ? dpopNoncesLoader({
+        secret: dpopCfg.nonce.secret ? resolveSecret(dpopCfg.nonce.secret, baseDir, deps.env) : undefined,
+        store,
+        rotateSeconds: dpopCfg.nonce.rotateSeconds,
+        now,
+      })
     : undefined;
   const verifyProof = createDpopVerifier({
     store,
@@ -215,7 +221,7 @@ export function identityStage(deps: IdentityStageDeps): Stage {
         if (isCredentialRejected(e)) throw reject(m, e, scheme);
         throw e;
       }
-      if (nonces) locals.responseHeaders['DPoP-Nonce'] = nonces.current();
+      if (nonces) locals.responseHeaders['DPoP-Nonce'] = (await nonces()).current();
     }
     if (vt.x5t !== undefined) {
       if (!cert) throw invalidTokenError(m.target, 'certificate_binding_missing', 'this token is bound to a client certificate; connect with it', scheme);
