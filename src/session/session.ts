@@ -490,7 +490,7 @@ export class Session implements SessionView {
       p.stream.end();
       this.streams.delete(p.stream.id);
     } else if (res && !res.headersSent && !res.destroyed) {
-      res.writeHead(200, { 'content-type': 'application/json', [HEADER]: this.id, 'content-length': Buffer.byteLength(json) });
+      res.writeHead(200, { 'content-type': 'application/json', 'mcp-session-id': this.id, 'content-length': Buffer.byteLength(json) });
       res.end(json);
     }
     // On the record once the answer is on its way: the client does not wait for the bookkeeping.
