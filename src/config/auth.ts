@@ -136,7 +136,7 @@ const authSchema = z
           .object({
             enabled: z.boolean().default(false).describe('Require server-provided nonces in DPoP proofs (RFC 9449 §9).'),
             rotateSeconds: z.number().int().min(5).max(3600).default(300).describe('A nonce is valid during its period and the next one.'),
-            secret: secretRefSchema.optional().describe('HMAC key for nonces, shared by every replica. Default: random per process.'),
+            secret: secretRefSchema.optional().describe('HMAC key for nonces, shared by every replica. Default: with state.type redis, a random key the replicas share through the store (bastion:k:dpop:nonce-key); otherwise random per process.'),
           })
           .strict()
           .prefault({})
