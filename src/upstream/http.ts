@@ -16,9 +16,12 @@
  *   Once the upstream accepted the notification, or failed it, or after `cancelGraceMs` at the
  *   latest, the exchange's socket is destroyed (a hung upstream cannot hold it), never reused.
  *   A cancellation the upstream does not accept within `cancelGraceMs` is given up too.
+ * - close() (and a failure that ends the connection) aborts every exchange still under way: its
+ *   POST or GET socket is destroyed (never pooled again), a send() still waiting for the upstream
+ *   to accept its message rejects, and nothing more is delivered.
  */
 import { StringDecoder } from 'node:string_decoder';
-import type { JsonRpcId, JsonRpcMessage } from '../pipeline/messages.js';
+import type { JsonRpcId, JsonRpcMessage, JsonRpcNotification } from '../pipeline/messages.js';
 import { isNotification, isRequest, toMessage } from '../pipeline/messages.js';
 import { SseParser } from './sse.js';
 import type { UpstreamConnection, UpstreamHandlers, UpstreamSendOptions } from './connection.js';
@@ -144,7 +147,6 @@ export class HttpUpstream implements UpstreamConnection {
   private sessionHeaders = '';
   private barrier: Promise<void> | undefined;
   private closed = false;
-  private getStream: Exchange | undefined;
   /** Requests sent and not answered yet (upstream ids), for resumption and for close. */
   private readonly open = new Set<JsonRpcId>();
   /**
@@ -152,6 +154,11 @@ export class HttpUpstream implements UpstreamConnection {
    * request id, for cancellation: from send() until that exchange ends, fails or is aborted.
    */
   private readonly inflight = new Map<JsonRpcId, InFlight>();
+  /**
+   * Every exchange under way (each POST, resumed GET and the standalone GET), for close: with
+   * what settles the promise waiting on it. From its creation until it ends, fails or is aborted.
+   */
+  private readonly live = new Map<Exchange, (err: Error) => void>();
 
   constructor(private readonly opts: HttpUpstreamOptions) {
     const u = new URL(opts.url);
@@ -177,6 +184,11 @@ export class HttpUpstream implements UpstreamConnection {
   /** Exchanges tracked for cancellation (tests). */
   get inflightCount(): number {
     return this.inflight.size;
+  }
+
+  /** Exchanges under way, tracked for close (tests). */
+  get liveCount(): number {
+    return this.live.size;
   }
 
   async start(): Promise<void> {
@@ -208,11 +220,14 @@ export class HttpUpstream implements UpstreamConnection {
 
   async send(msg: JsonRpcMessage, options?: UpstreamSendOptions): Promise<void> {
     if (this.closed) throw new Error('upstream connection is closed');
+    if (!isNotification(msg) || msg.method !== 'notifications/cancelled') return this.forward(msg, options, undefined);
+    // A cancellation the upstream does not accept within cancelGraceMs is given up, whether or
+    // not its request is still in flight here (a repeated one is not held by a hung upstream).
+    const graceMs = this.opts.cancelGraceMs ?? 1000;
     const abort = this.cancelling(msg);
-    if (abort === undefined) return this.forward(msg, options, undefined);
+    if (abort === undefined) return this.forward(msg, options, graceMs);
     // The upstream hears of the cancellation first, then the cancelled exchange's socket goes;
     // an upstream that accepts nothing holds it for cancelGraceMs at most.
-    const graceMs = this.opts.cancelGraceMs ?? 1000;
     const timer = setTimeout(abort, graceMs);
     timer.unref();
     try {
@@ -232,6 +247,11 @@ export class HttpUpstream implements UpstreamConnection {
     }
     if (this.barrier) await this.barrier;
     if (entry?.cancelled) return; // cancelled while it waited: never sent
+    if (this.closed) {
+      // Closed while it waited: never sent.
+      if (isRequest(msg)) this.untrack(msg.id, entry);
+      throw new Error('upstream connection is closed');
+    }
     const accepted = this.post(msg, options, limitMs, entry);
     if (!isRequest(msg)) {
       this.barrier = accepted.then(
@@ -248,8 +268,7 @@ export class HttpUpstream implements UpstreamConnection {
    * socket, to be called once the notification is handed over. Undefined for anything else,
    * including an id with nothing in flight (then nothing changes).
    */
-  private cancelling(msg: JsonRpcMessage): (() => void) | undefined {
-    if (!isNotification(msg) || msg.method !== 'notifications/cancelled') return undefined;
+  private cancelling(msg: JsonRpcNotification): (() => void) | undefined {
     const id = msg.params?.requestId;
     if (typeof id !== 'string' && typeof id !== 'number') return undefined;
     // No error is made up for the request later, and a stream waiting to be resumed is not.
@@ -260,6 +279,7 @@ export class HttpUpstream implements UpstreamConnection {
     if (entry.ex) entry.ex.cancelled = true;
     return () => {
       this.untrack(id, entry);
+      if (entry.ex !== undefined) this.live.delete(entry.ex);
       // Destroys the socket unless the exchange already ended (then the socket is clean and pooled).
       entry.ex?.request?.abort();
       // A request cancelled before the upstream accepted it: its send() resolves, cancelled.
@@ -291,8 +311,15 @@ export class HttpUpstream implements UpstreamConnection {
           reject(err);
           if (reqId !== undefined) this.synthesizeError(reqId, `upstream request failed: ${err.message}`);
         },
-        reqId === undefined ? undefined : () => this.untrack(reqId, entry),
+        () => {
+          this.live.delete(ex);
+          if (reqId !== undefined) this.untrack(reqId, entry);
+        },
       );
+      this.live.set(ex, (err) => {
+        clearTimeout(limit);
+        reject(err);
+      });
       if (reqId !== undefined) this.open.add(reqId);
       if (entry !== undefined) {
         entry.ex = ex;
@@ -301,6 +328,7 @@ export class HttpUpstream implements UpstreamConnection {
       if (limitMs !== undefined) {
         limit = setTimeout(() => {
           ex.cancelled = true;
+          this.live.delete(ex);
           ex.request?.abort();
           reject(new Http1Error(`upstream did not accept the message within ${limitMs} ms`));
         }, limitMs);
@@ -308,6 +336,7 @@ export class HttpUpstream implements UpstreamConnection {
       }
       const failed = (err: unknown, detail: string): void => {
         clearTimeout(limit);
+        this.live.delete(ex);
         if (reqId !== undefined) {
           this.untrack(reqId, entry);
           this.synthesizeError(reqId, detail);
@@ -499,11 +528,16 @@ export class HttpUpstream implements UpstreamConnection {
         return this.readSse(reqId, attempt, abort);
       },
       () => this.synthesizeError(reqId, 'upstream stream resumption failed'),
-      () => this.untrack(reqId, entry),
+      () => {
+        this.live.delete(ex);
+        this.untrack(reqId, entry);
+      },
     );
     const entry: InFlight = { ex, cancelled: false, settle: () => {} };
     this.inflight.set(reqId, entry);
+    this.live.set(ex, () => {});
     this.getEventStream(lastEventId, ex, () => {
+      this.live.delete(ex);
       this.untrack(reqId, entry);
       this.synthesizeError(reqId, 'upstream credentials unavailable');
     });
@@ -566,22 +600,44 @@ export class HttpUpstream implements UpstreamConnection {
         ready();
         if (failures < 5) retry(1000 * 2 ** failures, lastEventId, failures + 1);
       },
+      () => this.live.delete(ex),
     );
-    this.getStream = ex;
-    this.getEventStream(lastEventId, ex, ready);
+    // Closed before its head came: afterInitialized() returns all the same.
+    this.live.set(ex, ready);
+    this.getEventStream(lastEventId, ex, () => {
+      this.live.delete(ex);
+      ready();
+    });
+  }
+
+  /**
+   * The connection is over: every exchange under way is silenced and its socket destroyed (a
+   * request still queued for a socket leaves the queue), and what waits on it is settled.
+   */
+  private abortAll(): void {
+    const err = new Error('upstream connection is closed');
+    const live = [...this.live];
+    this.live.clear();
+    this.inflight.clear();
+    this.open.clear();
+    for (const [ex, stop] of live) {
+      ex.cancelled = true;
+      ex.request?.abort();
+      stop(err);
+    }
   }
 
   private fail(kind: 'protocol' | 'expired' | 'error', detail: string): void {
     if (this.closed) return;
     this.closed = true;
-    this.getStream?.request?.abort();
+    this.abortAll();
     this.opts.handlers.onClose({ kind, detail });
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.getStream?.request?.abort();
+    this.abortAll();
     if (this.sessionId === undefined) return;
     // Tell the upstream the session is over (best effort, bounded).
     try {

@@ -4,7 +4,8 @@
  * JSON and SSE answers, 202 for a request, session expiry, an invalid session id, header
  * injection through the protocol version, the body size limit, SSE resumption with
  * Last-Event-ID, a connection that breaks mid-body, which headers the upstream gets, and
- * cancellation (notifications/cancelled closes the cancelled request's socket and silences it).
+ * cancellation (notifications/cancelled closes the cancelled request's socket and silences it),
+ * and close() or a failure aborting every exchange still under way.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -873,6 +874,131 @@ test('a cancellation stuck behind an unaccepted notification still closes the ca
       assert.equal(srv.requests.length, 2, 'the cancellation itself still waits its turn');
       assert.equal(h.up.inflightCount, 0);
       assert.deepEqual(h.messages, []);
+    },
+  );
+});
+
+// =============================================================================================
+// close() and a failure that ends the connection abort every exchange still under way: sockets
+// destroyed (never pooled again), every send() settled, nothing delivered afterwards.
+
+const CLOSED = 'upstream connection is closed';
+const outcome = (p: Promise<void>): Promise<string> =>
+  p.then(
+    () => 'resolved',
+    (e: Error) => e.message,
+  );
+
+test('close() with a hung upstream: the POSTs in flight (a request, an unaccepted notification) and a resumed GET are closed, every send() settles, nothing is delivered, nothing is pooled', async () => {
+  await run(
+    (r) => {
+      // Request 5 gets a stream that ends after an event id: its resuming GET hangs, like the rest.
+      if (r.method === 'POST' && rpc(r).id === 5) write(r.socket, sseResponse(['retry: 10\n\n', sseEvent(progress, 'ev-1')]));
+    },
+    {},
+    async (h, srv) => {
+      await h.up.send(req(5, 'tools/call'));
+      await until(() => srv.requests.some((r) => r.method === 'GET'), 'the resuming GET');
+      const sends = [h.up.send(req(1, 'tools/call')), h.up.send({ jsonrpc: '2.0', method: 'notifications/initialized' })];
+      await until(() => srv.requests.length === 4, 'the request and the notification');
+      // Waits behind the unaccepted notification.
+      sends.push(h.up.send(req(2)));
+      const settled = sends.map(outcome);
+      assert.equal(h.up.liveCount, 3);
+      assert.equal(srv.sockets.length, 3);
+      await h.up.close();
+      await until(() => srv.sockets.every((s) => s.closed), 'the server to see every socket closed', 1000);
+      assert.deepEqual(await within(Promise.all(settled), 'the sends'), [CLOSED, CLOSED, CLOSED]);
+      assert.equal(srv.requests.length, 4, 'request 2 was never sent');
+      assert.equal(h.pool.size, 0);
+      assert.equal(h.up.liveCount, 0);
+      assert.equal(h.up.inflightCount, 0);
+      await delay(40);
+      assert.deepEqual(h.messages, [{ msg: progress, relatedTo: 5 }], 'nothing after the close, no error made up for the requests');
+      assert.deepEqual(h.closes, []);
+      await assert.rejects(h.up.send(req(3)), /upstream connection is closed/);
+    },
+  );
+});
+
+test('close() while a request waits for its credentials: it is never sent, its send() rejects', async () => {
+  await run(
+    () => {},
+    {
+      credentials: async () => {
+        await delay(50);
+        return {};
+      },
+    },
+    async (h, srv) => {
+      const sent = outcome(h.up.send(req(1)));
+      await delay(10);
+      await h.up.close();
+      assert.equal(await within(sent, 'the send'), CLOSED);
+      await delay(80);
+      assert.equal(srv.requests.length, 0);
+      assert.equal(h.up.liveCount, 0);
+    },
+  );
+});
+
+test('a failure that ends the upstream (an answer that is not JSON) closes the hung POST of another request too: its send() settles, nothing more is delivered', async () => {
+  let hung: net.Socket | undefined;
+  await run(
+    (r) => {
+      if (rpc(r).id === 1) return void (hung = r.socket);
+      write(r.socket, jsonResponse('this is not json'));
+    },
+    {},
+    async (h, srv) => {
+      const sent = outcome(h.up.send(req(1)));
+      await until(() => hung !== undefined, 'the request');
+      await h.up.send(req(2));
+      await until(() => h.closes.length === 1, 'the failure');
+      assert.equal(h.closes[0]!.kind, 'protocol');
+      await until(() => socketOf(srv, hung).closed, 'the server to see the hung POST socket closed', 1000);
+      assert.equal(await within(sent, "request 1's send()"), CLOSED);
+      assert.equal(h.up.liveCount, 0);
+      assert.equal(h.up.inflightCount, 0);
+      await delay(20);
+      assert.deepEqual(h.messages, []);
+    },
+  );
+});
+
+test('close() while the standalone GET stream waits for its head: afterInitialized() returns, the GET socket is closed, the DELETE still goes out', async () => {
+  let get: net.Socket | undefined;
+  await run(
+    (r) => {
+      if (r.method === 'GET') return void (get = r.socket); // never answered
+      if (r.method === 'DELETE') return write(r.socket, 'HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n');
+      write(r.socket, jsonResponse(result(rpc(r).id!), 'Mcp-Session-Id: s-9\r\n'));
+    },
+    {},
+    async (h, srv) => {
+      await h.up.send(req(1, 'initialize'));
+      await until(() => h.messages.length === 1, 'initialize');
+      const ready = h.up.afterInitialized();
+      await until(() => get !== undefined, 'the GET');
+      await within(h.up.close(), 'close()');
+      await within(ready, 'afterInitialized()');
+      await until(() => socketOf(srv, get).closed, 'the server to see the GET socket closed', 1000);
+      assert.equal(srv.requests.at(-1)!.method, 'DELETE');
+      assert.equal(h.up.liveCount, 0);
+    },
+  );
+});
+
+test('a cancellation with nothing in flight here (a repeated one) is given up after cancelGraceMs too: a hung upstream does not hold its send()', async () => {
+  await run(
+    () => {},
+    { cancelGraceMs: 100 },
+    async (h, srv) => {
+      const t0 = performance.now();
+      await assert.rejects(within(h.up.send(cancel(7)), 'the unaccepted cancellation'), /did not accept the message within 100 ms/);
+      assert.ok(performance.now() - t0 >= 90, 'not before the grace');
+      await until(() => srv.sockets.length === 1 && srv.sockets[0]!.closed, 'its socket closed', 1000);
+      assert.equal(h.up.liveCount, 0);
     },
   );
 });
