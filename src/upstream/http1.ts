@@ -25,6 +25,8 @@
  * reuse race). The idle limit is `idleMs` (default 4 s, under the 5 s keepAliveTimeout of node's
  * http server); a response with `Keep-Alive: timeout=S` lowers it to S seconds minus a 1 s margin,
  * and when that leaves nothing (S <= 1) the socket is closed as soon as its response ends.
+ * As with node's http Agent, an idle pooled socket does not keep the process alive (it is unref'd
+ * while in the pool and ref'd again when taken for a request).
  */
 import net from 'node:net';
 import tls from 'node:tls';
@@ -419,11 +421,17 @@ class Conn {
     h?.onError(err);
   }
 
-  /** Idle in the pool from now: closed after maxIdleMs unless taken first (the timer does not hold the process). */
+  /** Idle in the pool from now: closed after maxIdleMs unless taken first (neither the timer nor the socket holds the process). */
   park(): void {
     this.idleSince = performance.now();
     this.idleTimer = setTimeout(() => this.destroy(), this.maxIdleMs);
     this.idleTimer.unref();
+    this.socket.unref();
+  }
+
+  /** Taken from the pool for a request: the socket holds the process again until its answer. */
+  reuse(): void {
+    this.socket.ref();
   }
 
   /** Taken out of the pool (for a request, or to be dropped): no idle close any more. */
@@ -515,7 +523,10 @@ export class Http1Pool {
       const c = this.free.pop()!;
       c.unpark();
       // The idle timer may be late on a busy event loop: the age is checked here too.
-      if (!c.dead && now - c.idleSince < c.maxIdleMs) return c;
+      if (!c.dead && now - c.idleSince < c.maxIdleMs) {
+        c.reuse();
+        return c;
+      }
       c.destroy();
     }
     if (this.all.size >= this.maxSockets) return undefined;

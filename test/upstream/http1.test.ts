@@ -6,13 +6,17 @@
  * with an Http1Error, never onEnd, and the client destroys the socket: the server, which never
  * closes a connection itself unless the test says so, sees it close), response desync (bytes
  * after a response are never read as the next one), header injection, abort, close, the
- * connect timeout and the idle timeout of pooled sockets.
+ * connect timeout and the idle timeout of pooled sockets, and that an idle pooled socket does not
+ * keep the process alive (a child process, test/fixtures/pool-idle-exit.ts).
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import tls from 'node:tls';
 import { readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
 import { Http1Error, Http1Pool, renderHeaders, type Http1Head, type Http1PoolOptions, type Http1Request } from '../../src/upstream/http1.js';
 import { makePki, type TestPki } from '../tls/certs.js';
 import { delay, takeRequests, until, type ParsedRequest } from '../helpers/raw-http.js';
@@ -1122,6 +1126,46 @@ describe('idle timeout: the pool closes idle keep-alive sockets before the serve
   test('idleMs must be 0 to 2^31-1 ms', () => {
     for (const idleMs of [-1, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 31]) {
       assert.throws(() => new Http1Pool({ url: new URL('http://127.0.0.1:1/'), connectTimeoutMs: 1000, idleMs }), /idleMs must be/);
+    }
+  });
+});
+
+// =============================================================================================
+
+describe('process lifetime: like node http Agent, an idle pooled socket does not keep the process alive', () => {
+  test('a child that made its requests exits by itself while the server keeps the connection open; a socket taken for a request holds it until the answer', async () => {
+    let answeredTwo = 0;
+    const srv = await rawServer((r, c) => {
+      if (r.path === '/two') {
+        // Late: only the socket, back in use, holds the child meanwhile.
+        setTimeout(() => {
+          answeredTwo = performance.now();
+          write(c.socket, ok('two'));
+        }, 400);
+      } else write(c.socket, ok('one'));
+    });
+    const fixture = fileURLToPath(new URL('../fixtures/pool-idle-exit.ts', import.meta.url));
+    const child = spawn(process.execPath, ['--import', 'tsx', fixture, `http://127.0.0.1:${srv.port}/`], {
+      cwd: fileURLToPath(new URL('../..', import.meta.url)),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    // A child that would hang (an idle socket holding it) is killed: the test fails, not hangs.
+    const guard = setTimeout(() => child.kill('SIGKILL'), 5000);
+    try {
+      const [code, signal] = (await once(child, 'exit')) as [number | null, NodeJS.Signals | null];
+      const exitedAt = performance.now();
+      assert.equal(signal, null, `the child had to be killed: it did not exit by itself (output: ${out})`);
+      assert.equal(code, 0, out);
+      assert.match(out, /answered \/one 200\nanswered \/two 200\n/, 'the child waited for the late answer on the reused socket');
+      assert.equal(srv.conns.length, 1, 'both requests on one pooled socket');
+      const after = exitedAt - answeredTwo;
+      assert.ok(after < 1500, `the child exited ${Math.round(after)} ms after its last answer`);
+    } finally {
+      clearTimeout(guard);
+      await srv.close();
     }
   });
 });
