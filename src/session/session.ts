@@ -322,8 +322,19 @@ export class Session implements SessionView {
       return;
     }
     if (this.initialized) await this.initialized;
-    const conn = await this.ensureUpstream();
-    await conn.send(out, this.tokenFor(ctx));
+    if (msg.method !== 'notifications/cancelled') {
+      const conn = await this.ensureUpstream();
+      await conn.send(out, this.tokenFor(ctx));
+      return;
+    }
+    // Cancellation is best effort: the gateway passed it on, so an upstream that does not accept
+    // it (an HTTP upstream gives it up after its grace) is logged, and the client still gets 202.
+    try {
+      const conn = await this.ensureUpstream();
+      await conn.send(out, this.tokenFor(ctx));
+    } catch (err) {
+      this.deps.logger.warn({ mount: this.mount, session: this.id, err: String(err) }, 'upstream did not accept a cancellation');
+    }
   }
 
   /** The client's answer to a server → client request. Only ids the upstream asked are passed. */
