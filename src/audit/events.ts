@@ -98,7 +98,7 @@ export const EVENT_CATALOG: readonly EventSpec[] = [
     emittedBy: 'gateway (after the response path)',
     fields: [
       ...toolCallFields,
-      { name: 'status', type: '`ok` \\| `tool_error` \\| `upstream_error` \\| `timeout`', description: 'Result status.' },
+      { name: 'status', type: '`ok` \\| `tool_error` \\| `upstream_error` \\| `timeout` \\| `cancelled`', description: 'Result status (`cancelled`: the client cancelled the call, reason `client_cancelled`).' },
       { name: 'error', type: 'string', description: 'Error code when the gateway or upstream failed.', ecs: 'error.code' },
     ],
     ecs: { category: ['api'], type: ['access'] },

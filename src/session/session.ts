@@ -308,6 +308,7 @@ export class Session implements SessionView {
       const uid = rid === undefined || rid === null ? undefined : this.byDownstream.get(idKey(rid as JsonRpcId));
       if (uid === undefined) return; // nothing of ours to cancel
       out = { ...msg, params: { ...msg.params, requestId: uid } };
+      this.dropCancelled(uid);
     }
     if (msg.method === 'notifications/initialized') {
       const conn = await this.ensureUpstream();
@@ -546,6 +547,35 @@ export class Session implements SessionView {
     } else if (p.res && !p.res.headersSent && !p.res.destroyed) {
       p.res.writeHead(200, { 'content-type': 'application/json', [HEADER]: this.id });
       p.res.end(json);
+    }
+  }
+
+  /**
+   * The client cancelled one of its requests: the gateway stops waiting for it (an answer that
+   * still comes is dropped, as the spec asks of the canceller), closes its response without an
+   * answer (an SSE stream ends; a POST still waiting for JSON gets an empty event stream), and
+   * records the call as cancelled. Without this a cancelled call would hold its place until
+   * requestTimeoutMs, and shutdown would wait for it.
+   */
+  private dropCancelled(uid: number): void {
+    const p = this.pending.get(uid);
+    if (p === undefined || p.internal) return;
+    this.pending.delete(uid);
+    this.byDownstream.delete(idKey(p.downstreamId));
+    p.answered = true;
+    if (p.stream) {
+      p.stream.end();
+      this.streams.delete(p.stream.id);
+    } else if (p.res && !p.res.headersSent && !p.res.destroyed) {
+      p.res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache, no-transform', 'mcp-session-id': this.id });
+      p.res.end();
+    }
+    if (p.method === 'tools/call') {
+      this.deps.audit.emit(toolCallEvent(p.ctx, { kind: 'completed', outcome: 'failure', status: 'cancelled', reason: 'client_cancelled' }));
+    }
+    if (this.deps.observe) {
+      const tool = p.method === 'tools/call' ? ((p.ctx.message as JsonRpcRequest).params?.name as string | undefined) : undefined;
+      this.deps.observe({ mount: this.mount, method: p.method, tool, outcome: 'error', reason: 'cancelled', durationMs: performance.now() - p.ctx.startedAt, stages: p.ctx.timings });
     }
   }
 

@@ -20,6 +20,8 @@ import { StdioUpstream, type StdioSpawnSpec } from './stdio.js';
 interface Route {
   conn: VirtualStdioConnection;
   localId: JsonRpcId;
+  /** The progress token the child was given for this request, forgotten with the route. */
+  progressToken?: string;
 }
 
 export class SharedStdioHub {
@@ -84,6 +86,19 @@ export class SharedStdioHub {
     for (const c of [...this.conns]) c.ended(reason);
   }
 
+  /** Drop a request's route and its progress token (answered, or cancelled). */
+  private forget(gid: number): void {
+    const r = this.routes.get(gid);
+    if (r === undefined) return;
+    this.routes.delete(gid);
+    if (r.progressToken !== undefined) this.tokens.delete(r.progressToken);
+  }
+
+  /** Entries held for requests in flight (tests: nothing may outlive its request). */
+  get tracked(): { routes: number; tokens: number } {
+    return { routes: this.routes.size, tokens: this.tokens.size };
+  }
+
   detach(c: VirtualStdioConnection): void {
     this.conns.delete(c);
     for (const [g, r] of this.routes) if (r.conn === c) this.routes.delete(g);
@@ -100,13 +115,15 @@ export class SharedStdioHub {
         return;
       }
       const gid = this.nextId++;
-      this.routes.set(gid, { conn: c, localId: msg.id });
+      const route: Route = { conn: c, localId: msg.id };
+      this.routes.set(gid, route);
       c.local.set(idKey(msg.id), gid);
       let out: JsonRpcRequest = { ...msg, id: gid };
       const meta = msg.params?._meta as Record<string, unknown> | undefined;
       if (meta && meta.progressToken !== undefined) {
         const gt = `p${this.nextToken++}`;
         this.tokens.set(gt, { conn: c, token: meta.progressToken });
+        route.progressToken = gt;
         out = { ...out, params: { ...msg.params, _meta: { ...meta, progressToken: gt } } };
       }
       await child.send(out);
@@ -121,6 +138,10 @@ export class SharedStdioHub {
         const rid = msg.params?.requestId;
         const gid = rid === undefined || rid === null ? undefined : c.local.get(idKey(rid as JsonRpcId));
         if (gid === undefined) return;
+        // The canceller ignores any answer still coming (spec), and the child may send none:
+        // forget the route now, or every cancelled call would stay in these maps for good.
+        c.local.delete(idKey(rid as JsonRpcId));
+        this.forget(gid);
         await child.send({ ...msg, params: { ...msg.params, requestId: gid } });
         return;
       }
@@ -140,7 +161,7 @@ export class SharedStdioHub {
       if (typeof m.id !== 'number') return;
       const r = this.routes.get(m.id);
       if (!r) return;
-      this.routes.delete(m.id);
+      this.forget(m.id);
       r.conn.local.delete(idKey(r.localId));
       const res = m as JsonRpcResponse;
       if (res.result && this.initResult === undefined && typeof (res.result as { protocolVersion?: unknown }).protocolVersion === 'string' && r.conn.pendingInitialize(r.localId)) {

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { resolve } from 'node:path';
 import type { Gateway } from '../../src/server.js';
 import { gateway, post, rawSession, ROOT } from '../helpers/gateway.js';
+import { until } from '../helpers/raw-http.js';
 
 const faulty = { command: process.execPath, args: ['--import', 'tsx', resolve(ROOT, 'test/fixtures/faulty-server.ts')], cwd: ROOT };
 const V = { 'mcp-protocol-version': '2025-11-25' };
@@ -64,4 +65,56 @@ test('a message the shared child sends on its own reaches only the session it be
   assert.doesNotMatch(ra.text, /ambiguous-secret/);
   assert.doesNotMatch(rb.text, /ambiguous-secret/);
   assert.match(rb.text, /slept 2000/);
+});
+
+test('the hub forgets a request when it is answered or cancelled: routes and progress tokens do not outlive their request', async () => {
+  const { SharedStdioHub } = await import('../../src/upstream/shared-stdio.js');
+  const hub = new SharedStdioHub({ spec: { ...faulty, env: {} } as never, maxMessageBytes: 1 << 20 });
+  const got: any[] = [];
+  const conn = hub.connect({ onMessage: (m) => void got.push(m), onClose: () => {} });
+  try {
+    await conn.start();
+    await conn.send({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 't', version: '1' } } });
+    await until(() => got.some((m) => m.id === 1), 'initialized');
+    await conn.send({ jsonrpc: '2.0', method: 'notifications/initialized' });
+    // Answered, with a progress token: nothing left once the answer is delivered.
+    await conn.send({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'echo', arguments: { text: 'x' }, _meta: { progressToken: 'tok-2' } } });
+    await until(() => got.some((m) => m.id === 2), 'echo answered');
+    assert.deepEqual(hub.tracked, { routes: 0, tokens: 0 });
+    // Never answered, then cancelled: forgotten at the cancellation.
+    await conn.send({ jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'hang', arguments: {}, _meta: { progressToken: 'tok-3' } } });
+    assert.deepEqual(hub.tracked, { routes: 1, tokens: 1 });
+    await conn.send({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 3, reason: 'test' } });
+    assert.deepEqual(hub.tracked, { routes: 0, tokens: 0 });
+  } finally {
+    await conn.close();
+    await hub.close();
+  }
+});
+
+test('a client cancellation ends its call at once: the open POST closes without an answer, the call is audited as cancelled, nothing stays in flight', async () => {
+  const events: any[] = [];
+  const audit = { emit: (e: any) => void events.push(e), flush: async () => {}, close: async () => {} };
+  const g = await gateway({ servers: { f: { stdio: { ...faulty, shared: true } } } }, { bare: true, audit } as never);
+  const u = `${g.url}/mcp/f`;
+  try {
+    const sid = await rawSession(u);
+    const call = post(u, { jsonrpc: '2.0', id: 'c1', method: 'tools/call', params: { name: 'hang', arguments: {} } }, { ...V, 'mcp-session-id': sid });
+    await until(() => g.sessions.get(sid)?.inFlight === 1, 'call in flight');
+    const t0 = Date.now();
+    const cancel = await post(u, { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 'c1', reason: 'user' } }, { ...V, 'mcp-session-id': sid });
+    assert.equal(cancel.status, 202);
+    const r = await Promise.race([call, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the cancelled call was still open after 5 s')), 5_000).unref())]);
+    assert.ok(Date.now() - t0 < 2_000, 'the cancelled call did not wait for a timeout');
+    assert.equal(r.status, 200);
+    assert.doesNotMatch(r.text, /"id"/, 'no JSON-RPC answer for a cancelled request');
+    assert.equal(g.sessions.get(sid)?.inFlight, 0);
+    const rec = events.find((e) => e.type === 'tool.call.completed' && e.tool === 'hang');
+    assert.equal(rec?.status, 'cancelled');
+    assert.equal(rec?.reason, 'client_cancelled');
+    // The session goes on.
+    assert.match((await post(u, echo('after'), { ...V, 'mcp-session-id': sid })).json.result.content[0].text, /^after/);
+  } finally {
+    await g.close();
+  }
 });
