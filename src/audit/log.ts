@@ -56,9 +56,12 @@ export interface AuditLogOptions {
   /** Minimum ms between two repeated error logs of the same kind (default 10 s). */
   logIntervalMs?: number;
   /**
-   * How long the queue collects events before it drains them to the sinks (default 2 ms): under
-   * load a drain then takes dozens of events in one write instead of a few. `flush()` and
-   * `close()` drain at once.
+   * How long the queue collects events before it drains them to the sinks. 0 (the default): on
+   * the next turn of the event loop, after the requests of this turn are answered. A delay makes
+   * larger batches, but in the bench it cost more than it saved: at concurrency 1 a 2 ms timer
+   * raised the gateway's CPU per call by about 15% and its p50 latency by 0.15 ms (an extra
+   * wake-up per call or two), at concurrency 10 it made no measurable difference. `flush()` and
+   * `close()` drain at once either way.
    */
   batchDelayMs?: number;
 }
@@ -193,7 +196,7 @@ class QueueAuditLog implements BastionAuditLog {
     this.metrics = options.metrics ?? {};
     this.now = options.now ?? Date.now;
     this.logIntervalMs = options.logIntervalMs ?? 10_000;
-    this.batchDelayMs = Math.max(0, options.batchDelayMs ?? 2);
+    this.batchDelayMs = Math.max(0, options.batchDelayMs ?? 0);
     this.runners = options.sinks.map((s) => {
       const entry: SinkEntry = 'write' in s ? { sink: s } : s;
       return {
@@ -244,8 +247,9 @@ class QueueAuditLog implements BastionAuditLog {
       this.tail++;
       if (!this.scheduled) {
         this.scheduled = true;
-        // Not unref'd: undelivered events are a reason to stay alive (for a few ms).
-        this.pumpTimer = setTimeout(this.pump, this.batchDelayMs);
+        // Not unref'd: undelivered events are a reason to stay alive.
+        if (this.batchDelayMs === 0) setImmediate(this.pump);
+        else this.pumpTimer = setTimeout(this.pump, this.batchDelayMs);
       }
     } catch {
       // emit never throws: an event that cannot even be queued is counted.
