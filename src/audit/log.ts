@@ -64,6 +64,11 @@ export interface AuditLogOptions {
    * `close()` drain at once either way.
    */
   batchDelayMs?: number;
+  /**
+   * Keep per-stage milliseconds in request records (default true). false: `durations` keeps its
+   * `total` only (audit.stageDurations; createAuditFromConfig decides the config's default).
+   */
+  stageDurations?: boolean;
 }
 
 export interface BastionAuditLog extends AuditLog {
@@ -145,7 +150,8 @@ const UNSET: unique symbol = Symbol('unset');
  * Turn an emitted event into what sinks write: secrets scrubbed, large values summarized, id and
  * time set. Field order: type, id, time, outcome, then the event's other fields in its order.
  */
-export function prepareEvent(raw: AuditEvent, at: number): AuditEvent {
+export function prepareEvent(raw: AuditEvent, at: number, options: { stageDurations?: boolean } = {}): AuditEvent {
+  if (options.stageDurations === false) raw = totalOnly(raw);
   // The envelope keys go in first so the cleaned fields land after them (an event's own `id` keeps
   // the second place): one object, not a cleaned copy and then an envelope copy of it.
   const out = cleanFieldsForAudit(raw, { type: UNSET, id: UNSET, time: UNSET, outcome: UNSET }, EVENT_LIMITS);
@@ -162,6 +168,15 @@ export function prepareEvent(raw: AuditEvent, at: number): AuditEvent {
     out.args = redactArgumentsForLog(out.args, { maxString: Infinity, maxDepth: EVENT_LIMITS.maxDepth + 1, maxItems: Infinity, keyPlaceholder: REDACTED }).value;
   }
   return out as AuditEvent;
+}
+
+/** The event with `durations` cut to its `total` (the raw event is the queue's own copy). */
+function totalOnly(raw: AuditEvent): AuditEvent {
+  const d = raw.durations as unknown;
+  if (d === null || typeof d !== 'object' || Array.isArray(d)) return raw;
+  const total = (d as { total?: unknown }).total;
+  raw.durations = total === undefined ? {} : { total };
+  return raw;
 }
 
 class QueueAuditLog implements BastionAuditLog {
@@ -181,6 +196,7 @@ class QueueAuditLog implements BastionAuditLog {
   private scheduled = false;
   private pumpTimer: NodeJS.Timeout | undefined;
   private readonly batchDelayMs: number;
+  private readonly prepareOptions: { stageDurations: boolean };
   private closed = false;
   private refused = 0;
   private lastRefusedLog = -Infinity;
@@ -197,6 +213,7 @@ class QueueAuditLog implements BastionAuditLog {
     this.now = options.now ?? Date.now;
     this.logIntervalMs = options.logIntervalMs ?? 10_000;
     this.batchDelayMs = Math.max(0, options.batchDelayMs ?? 0);
+    this.prepareOptions = { stageDurations: options.stageDurations ?? true };
     this.runners = options.sinks.map((s) => {
       const entry: SinkEntry = 'write' in s ? { sink: s } : s;
       return {
@@ -322,7 +339,7 @@ class QueueAuditLog implements BastionAuditLog {
     const e = this.entries[this.head + (seq - this.base)]!;
     if (e.prepared === undefined) {
       try {
-        e.prepared = prepareEvent(e.raw, e.at);
+        e.prepared = prepareEvent(e.raw, e.at, this.prepareOptions);
       } catch (err) {
         // An event that cannot be cleaned (e.g. a throwing getter deep in it) must not stop the
         // drain: its place on the record says so, with none of its content.

@@ -18,9 +18,14 @@ export interface AuditSetupOptions {
 }
 
 export async function createAuditFromConfig(
-  audit: { sinks: readonly AuditSinkConfig[]; queue: AuditQueueConfig },
+  audit: { sinks: readonly AuditSinkConfig[]; queue: AuditQueueConfig; stageDurations?: boolean | undefined },
   options: AuditSetupOptions = {},
 ): Promise<BastionAuditLog> {
   const sinks = await createAuditSinks(audit.sinks, { baseDir: options.baseDir, now: options.now, stdout: options.stdout });
-  return createAuditLog({ sinks, queue: audit.queue, logger: options.logger, metrics: options.metrics, now: options.now });
+  return createAuditLog({ sinks, queue: audit.queue, logger: options.logger, metrics: options.metrics, now: options.now, stageDurations: stageDurationsFor(audit) });
+}
+
+/** audit.stageDurations, or its default: on with an otlp sink (its traces are built from them). */
+export function stageDurationsFor(audit: { sinks: readonly AuditSinkConfig[]; stageDurations?: boolean | undefined }): boolean {
+  return audit.stageDurations ?? audit.sinks.some((s) => s.type === 'otlp');
 }

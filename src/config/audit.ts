@@ -205,6 +205,12 @@ export const auditGlobalFields = {
         .prefault([{ type: 'stdout' }])
         .describe('Where audit events go; several at once. Default: stdout JSON lines.'),
       queue: auditQueueSchema.describe('The bounded in-memory queue between the request path and the sinks.'),
+      stageDurations: z
+        .boolean()
+        .optional()
+        .describe(
+          'Per-stage milliseconds in request records (`durations.<stage>`; `durations.total` is always there). Default: on when an otlp sink is configured (its traces are built from them), off otherwise: they are performance telemetry, about 40% of a tool call record, and the same figures are in the metrics (bastion_stage_duration_seconds).',
+        ),
     })
     .strict()
     .prefault({})

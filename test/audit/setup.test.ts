@@ -7,7 +7,7 @@ import { PassThrough } from 'node:stream';
 import { generateKeyPairSync, createPublicKey } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { configSchema } from '../../src/config/schema.js';
-import { createAuditFromConfig } from '../../src/audit/setup.js';
+import { createAuditFromConfig, stageDurationsFor } from '../../src/audit/setup.js';
 import { toolCallEvent, requestAuditBase } from '../../src/audit/request.js';
 import { verifyAuditFile } from '../../src/audit/verify.js';
 import type { RequestContext } from '../../src/pipeline/context.js';
@@ -37,7 +37,7 @@ test('from config: relative file path, signing key, stdout; 10,000 mixed events 
   writeFileSync(join(dir, 'k.pem'), privateKey.export({ type: 'pkcs8', format: 'pem' }));
   const cfg = configSchema.parse({
     servers: {},
-    audit: { sinks: [{ type: 'file', path: 'audit.jsonl', checkpoint: { keyFile: 'k.pem', everyRecords: 500 } }, { type: 'stdout' }], queue: { maxEvents: 20_000 } },
+    audit: { sinks: [{ type: 'file', path: 'audit.jsonl', checkpoint: { keyFile: 'k.pem', everyRecords: 500 } }, { type: 'stdout' }], queue: { maxEvents: 20_000 }, stageDurations: true },
   });
   const out = new PassThrough();
   let stdout = '';
@@ -86,4 +86,28 @@ test('a bad checkpoint key fails start-up with a message that says how to fix it
   const missing = configSchema.parse({ servers: {}, audit: { sinks: [{ type: 'file', path: 'x.jsonl', checkpoint: { keyFile: 'nope.pem' } }] } });
   await assert.rejects(createAuditFromConfig(missing.audit, { baseDir: dir }), /bastion audit keygen/);
   assert.throws(() => configSchema.parse({ servers: {}, audit: { sinks: [{ type: 'syslog', url: 'udp://h:514' }] } }), /tcp:\/\/HOST:PORT/);
+});
+
+test('audit.stageDurations: off by default (durations keeps its total), on when set, on by default with an otlp sink', async () => {
+  const durations = async (audit: Record<string, unknown>): Promise<Record<string, unknown>> => {
+    const cfg = configSchema.parse({ servers: {}, audit });
+    const out = new PassThrough();
+    let text = '';
+    out.on('data', (c: Buffer) => (text += c.toString()));
+    const log = await createAuditFromConfig(cfg.audit, { stdout: out });
+    log.emit(toolCallEvent(ctx(1, 'read_file', {}), { kind: 'completed', outcome: 'success', status: 'ok' }));
+    await log.close();
+    return JSON.parse(text.trim().split('\n')[0]!).durations as Record<string, unknown>;
+  };
+  const off = await durations({ sinks: [{ type: 'stdout' }] });
+  assert.deepEqual(Object.keys(off), ['total'], 'default: the total only');
+  assert.equal(typeof off.total, 'number');
+  const on = await durations({ sinks: [{ type: 'stdout' }], stageDurations: true });
+  assert.equal(on['identity.bearer-token'], 0.25);
+  assert.equal(on['authorization.policy'], 0.05);
+  assert.equal(typeof on.total, 'number');
+  const parse = (audit: Record<string, unknown>) => configSchema.parse({ servers: {}, audit }).audit;
+  assert.equal(stageDurationsFor(parse({ sinks: [{ type: 'stdout' }, { type: 'otlp', endpoint: 'http://127.0.0.1:4318' }] })), true, 'an otlp sink turns them on');
+  assert.equal(stageDurationsFor(parse({ sinks: [{ type: 'otlp', endpoint: 'http://127.0.0.1:4318' }], stageDurations: false })), false, 'unless set off');
+  assert.equal(stageDurationsFor(parse({ sinks: [{ type: 'stdout' }] })), false);
 });
