@@ -4,7 +4,7 @@
  * and write it with the stdout sink. Reports process CPU (user + system, all threads) per event,
  * not wall time, so other work on a shared machine moves the figure little.
  *
- *   npx tsx bench/audit-micro.ts [--events 200000] [--burst 16] [--sink discard|devnull] [--runs 5] [--harness-only]
+ *   npx tsx bench/audit-micro.ts [--events 200000] [--burst 16] [--sink discard|devnull] [--runs 5] [--harness-only] [--stage-durations]
  *
  * --burst: events emitted per turn of the event loop before yielding (a loaded gateway emits
  * several per turn; 1 is the idle worst case, where every event gets its own pump and write).
@@ -29,6 +29,8 @@ const SINK = arg('sink', 'discard');
 const RUNS = Math.max(1, Number(arg('runs', '5')));
 /** Build the events and yield as usual, but emit nowhere: the harness's own cost, to subtract. */
 const HARNESS_ONLY = process.argv.includes('--harness-only');
+/** Per-stage durations in the record (audit.stageDurations); off by default, as in the gateway. */
+const STAGE_DURATIONS = process.argv.includes('--stage-durations');
 
 const STAGES = [
   'transport.audit-gate', 'transport.http-shape', 'transport.origin', 'transport.body',
@@ -72,7 +74,7 @@ async function once(n: number, ctxs: RequestContext[]): Promise<{ us: number; wr
     writes++;
     return inner(events);
   };
-  const real = createAuditLog({ sinks: [sink], queue: { maxEvents: 1_000_000 } });
+  const real = createAuditLog({ sinks: [sink], queue: { maxEvents: 1_000_000 }, stageDurations: STAGE_DURATIONS });
   const log = HARNESS_ONLY ? { emit(e: unknown): void { void e; }, flush: async (): Promise<void> => {} } : real;
   const c0 = process.cpuUsage();
   for (let i = 0; i < n; i++) {
@@ -98,7 +100,7 @@ async function main(): Promise<void> {
   per.sort((a, b) => a - b);
   const med = per[Math.floor(per.length / 2)]!;
   process.stderr.write(
-    `audit-micro${HARNESS_ONLY ? ' HARNESS ONLY' : ''} events=${EVENTS} burst=${BURST} sink=${SINK} runs=${RUNS}: CPU µs/event median ${med.toFixed(2)} ` +
+    `audit-micro${HARNESS_ONLY ? ' HARNESS ONLY' : ''} events=${EVENTS} burst=${BURST} sink=${SINK} stageDurations=${STAGE_DURATIONS} runs=${RUNS}: CPU µs/event median ${med.toFixed(2)} ` +
       `(min ${per[0]!.toFixed(2)}, max ${per.at(-1)!.toFixed(2)}); sink writes in last run ${writes} (${(EVENTS / writes).toFixed(1)} events/write)\n`,
   );
 }
