@@ -5,7 +5,7 @@
  */
 import type { LoadedConfig } from './config/load.js';
 import type { Config } from './config/schema.js';
-import { createLogger } from './logger.js';
+import { createLogger, type Logger } from './logger.js';
 import { startGateway, type Gateway, type GatewayOptions, type StageEnv } from './server.js';
 import type { Stage } from './pipeline/context.js';
 import type { StateStore } from './stores/types.js';
@@ -14,7 +14,7 @@ import { auditGateStage } from './audit/gate.js';
 import { createMetrics, type Metrics } from './metrics/metrics.js';
 import { metricsRoute } from './metrics/route.js';
 import { isLoopbackHost } from './config/loopback.js';
-import { resolveSecret } from './identity/util.js';
+import { RotatingSecret } from './identity/util.js';
 import { BastionError } from './errors.js';
 import type { SecretRef } from './config/auth.js';
 import { createIdentityLayer } from './stages/identity/layer.js';
@@ -83,7 +83,7 @@ export async function startGatewayFromConfig(loaded: LoadedConfig, options: Full
 
   const policy = await loadPolicy(config, loaded.baseDir);
   const validator = new ArgumentValidator();
-  const metricsToken = config.metrics.token === undefined ? undefined : readMetricsToken(config.metrics.token, loaded);
+  const metricsToken = config.metrics.token === undefined ? undefined : readMetricsToken(config.metrics.token, loaded, logger);
   if (metrics && config.metrics.enabled && metricsToken === undefined && !isLoopbackHost(config.listen.host)) {
     logger.warn(`metrics: ${config.metrics.path} is readable by anyone who reaches ${config.listen.host}:${config.listen.port} (mount and tool names, decision counts); set metrics.token to require a scrape token`);
   }
@@ -91,7 +91,7 @@ export async function startGatewayFromConfig(loaded: LoadedConfig, options: Full
     metrics && config.metrics.enabled
       ? metricsRoute(metrics, {
           path: config.metrics.path,
-          token: metricsToken,
+          token: metricsToken ? () => metricsToken.current() : undefined,
           onRefused: (req, reason) =>
             audit.emit({ type: 'request.rejected', outcome: 'denied', reason: `metrics_${reason}`, code: 'ERR_BASTION_METRICS_UNAUTHORIZED', status: 401, method: req.method ?? 'GET', path: config.metrics.path, clientIp: req.socket.remoteAddress }),
         })
@@ -176,10 +176,16 @@ export async function startGatewayFromConfig(loaded: LoadedConfig, options: Full
   });
 }
 
-/** The metrics scrape token; a missing variable or file stops the gateway naming the key and file. */
-function readMetricsToken(ref: SecretRef, loaded: LoadedConfig): string {
+/**
+ * The metrics scrape token, rotatable through its file (RotatingSecret); a missing variable or
+ * file stops the gateway naming the key and file.
+ */
+function readMetricsToken(ref: SecretRef, loaded: LoadedConfig, logger: Logger): RotatingSecret {
   try {
-    return resolveSecret(ref, loaded.baseDir);
+    return new RotatingSecret(ref, loaded.baseDir, process.env, {
+      onChange: (event, detail) =>
+        event === 'rotated' ? logger.info({ file: detail }, 'metrics token file changed: the new token is in force') : logger.error({ err: detail }, 'metrics token file unreadable: /metrics refuses every scrape until it is readable'),
+    });
   } catch (err) {
     throw new BastionError('ERR_BASTION_CONFIG_INVALID', `Invalid configuration${loaded.file ? ` in ${loaded.file}` : ''}:\n  metrics.token: ${(err as Error).message}`);
   }

@@ -29,7 +29,7 @@ import { decodeJwt } from 'jose';
 import type { AdminConfig } from '../config/state.js';
 import type { AuditLog } from '../audit/types.js';
 import type { Logger } from '../logger.js';
-import { bearerCredential, resolveSecret, safeEqual, sha256b64url } from '../identity/util.js';
+import { bearerCredential, resolveSecret, RotatingSecret, safeEqual, sha256b64url } from '../identity/util.js';
 import { REVOCATION_KINDS, type Containment, type RevocationKind, type SessionSelector } from './../containment/containment.js';
 
 export interface AdminServerDeps {
@@ -99,7 +99,13 @@ function send(res: ServerResponse, status: number, body: unknown): void {
 export async function startAdminServer(deps: AdminServerDeps): Promise<AdminServer> {
   const { config, containment, audit, logger } = deps;
   const doFetch = deps.fetch ?? fetch;
-  const adminToken = config.token ? resolveSecret(config.token, deps.baseDir, deps.env) : undefined;
+  // Rotatable: a token file is read again when it changes (see RotatingSecret).
+  const adminToken = config.token
+    ? new RotatingSecret(config.token, deps.baseDir, deps.env, {
+        onChange: (event, detail) =>
+          event === 'rotated' ? logger.info({ file: detail }, 'admin token file changed: the new token is in force') : logger.error({ err: detail }, 'admin token file unreadable: the admin API refuses every request until it is readable'),
+      })
+    : undefined;
   const revocationEndpoints = config.tokenRevocation.map((r) => ({ ...r, secret: resolveSecret(r.clientSecret, deps.baseDir, deps.env) }));
 
   let server: http.Server | https.Server;
@@ -118,8 +124,9 @@ export async function startAdminServer(deps: AdminServerDeps): Promise<AdminServ
 
   function authorized(req: IncomingMessage): boolean {
     if (adminToken === undefined) return true; // loopback or mTLS only (the config refuses anything else)
+    const expected = adminToken.current();
     const token = bearerCredential(req.headers.authorization);
-    return token !== undefined && safeEqual(token, adminToken);
+    return expected !== undefined && token !== undefined && safeEqual(token, expected);
   }
 
   function operator(req: IncomingMessage, body: Record<string, unknown>): string {

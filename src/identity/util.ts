@@ -1,6 +1,6 @@
 /** Small helpers shared by the identity room. */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { SecretRef } from '../config/auth.js';
 
@@ -60,6 +60,67 @@ export function resolveSecret(ref: SecretRef, baseDir: string, env: NodeJS.Proce
   v = v.replace(/\r?\n$/, '');
   if (v === '') throw new Error(`secret file ${path} is empty`);
   return v;
+}
+
+/**
+ * A secret the gateway checks requests against (the admin token, the metrics scrape token) that an
+ * operator can rotate without a restart: `{env}` is read once; `{file}` is read at start (a
+ * problem stops start-up, as resolveSecret) and read again when the file changes (size, mtime or
+ * inode; looked at no more than once per `checkEveryMs`). Write the new token to a new file and
+ * rename it over the old one, so no reader sees half a token. A file that disappears or cannot be
+ * read gives no secret at all, so every request is refused (fail closed) until it is readable again.
+ */
+export class RotatingSecret {
+  private value: string | undefined;
+  private stamp = '';
+  private checkedAt: number;
+  private readonly path: string | undefined;
+  private readonly checkEveryMs: number;
+  private readonly now: () => number;
+
+  constructor(
+    private readonly ref: SecretRef,
+    private readonly baseDir: string,
+    env: NodeJS.ProcessEnv = process.env,
+    private readonly opts: { checkEveryMs?: number; now?: () => number; onChange?: (event: 'rotated' | 'unreadable', detail: string) => void } = {},
+  ) {
+    this.value = resolveSecret(ref, baseDir, env);
+    this.path = 'file' in ref ? resolve(baseDir, ref.file) : undefined;
+    this.checkEveryMs = opts.checkEveryMs ?? 1000;
+    this.now = opts.now ?? Date.now;
+    this.checkedAt = this.now();
+    if (this.path !== undefined) this.stamp = this.fileStamp() ?? '';
+  }
+
+  private fileStamp(): string | undefined {
+    try {
+      const st = statSync(this.path!);
+      return `${st.ino}:${st.size}:${st.mtimeMs}`;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** The secret now, or undefined when its file cannot be read (refuse everything). */
+  current(): string | undefined {
+    if (this.path === undefined) return this.value;
+    const t = this.now();
+    if (t - this.checkedAt < this.checkEveryMs) return this.value;
+    this.checkedAt = t;
+    const stamp = this.fileStamp();
+    if (stamp !== undefined && stamp === this.stamp && this.value !== undefined) return this.value;
+    this.stamp = stamp ?? '';
+    try {
+      if (stamp === undefined) throw new Error(`cannot read secret file ${this.path}`);
+      const v = resolveSecret(this.ref, this.baseDir);
+      if (v !== this.value) this.opts.onChange?.('rotated', this.path);
+      this.value = v;
+    } catch (err) {
+      if (this.value !== undefined) this.opts.onChange?.('unreadable', (err as Error).message);
+      this.value = undefined;
+    }
+    return this.value;
+  }
 }
 
 /** Read a dotted claim path (`realm_access.roles`) as a list of strings. */

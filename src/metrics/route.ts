@@ -10,8 +10,8 @@ import { bearerCredential, safeEqual } from '../identity/util.js';
 
 export interface MetricsRouteOptions {
   path?: string;
-  /** Bearer token scrapers must send; undefined: open. */
-  token?: string | undefined;
+  /** Bearer token scrapers must send (or its current value, for a rotatable one); undefined: open. */
+  token?: string | (() => string | undefined) | undefined;
   onRefused?: (req: IncomingMessage, reason: 'missing_token' | 'invalid_token') => void;
 }
 
@@ -26,8 +26,9 @@ export function metricsRoute(metrics: Metrics, options: MetricsRouteOptions = {}
       return true;
     }
     if (expected !== undefined) {
+      const want = typeof expected === 'function' ? expected() : expected;
       const token = bearerCredential(req.headers.authorization);
-      if (token === undefined || !safeEqual(token, expected)) {
+      if (want === undefined || token === undefined || !safeEqual(token, want)) {
         const reason = token === undefined ? 'missing_token' : 'invalid_token';
         options.onRefused?.(req, reason);
         const body = JSON.stringify({ error: reason === 'missing_token' ? 'unauthorized' : 'invalid_token', message: 'The metrics endpoint needs the scrape token: Authorization: Bearer <metrics.token>.' });
