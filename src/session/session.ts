@@ -394,6 +394,8 @@ export class Session implements SessionView {
     }
     if (msg.method === 'notifications/tools/list_changed') this.catalog = undefined;
     const target = this.relate(msg, relatedTo);
+    // Progress of a request no longer in flight (answered, cancelled, timed out) has no one to go to.
+    if (target === undefined && msg.method === 'notifications/progress') return;
     if (isRequest(msg)) this.serverRequests.add(idKey(msg.id));
     this.inOrder(() => this.deliverServerMessage(msg, target));
   }
@@ -416,8 +418,11 @@ export class Session implements SessionView {
       if (p && !p.internal) return p;
     }
     if (msg.method === 'notifications/progress') {
+      // Progress belongs to the request that gave the token, or to none: never guessed below
+      // (the request may be gone, e.g. cancelled, and another one alone in flight).
       const token = msg.params?.progressToken;
       for (const p of this.pending.values()) if (!p.internal && p.progressToken !== undefined && p.progressToken === token) return p;
+      return undefined;
     }
     let only: Pending | undefined;
     let count = 0;

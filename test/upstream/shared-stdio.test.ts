@@ -118,3 +118,24 @@ test('a client cancellation ends its call at once: the open POST closes without 
     await g.close();
   }
 });
+
+test('progress for a request that is no longer in flight (cancelled) is dropped, never given to another request of the session', async () => {
+  // Per-session child (not shared): the session relates progress by the client's own token.
+  const g = await gateway({ servers: { f: { stdio: { ...faulty } } } }, { bare: true });
+  const u = `${g.url}/mcp/f`;
+  try {
+    const sid = await rawSession(u);
+    const h = { ...V, 'mcp-session-id': sid };
+    const a = post(u, { jsonrpc: '2.0', id: 'a', method: 'tools/call', params: { name: 'progress_later', arguments: { ms: 300 }, _meta: { progressToken: 'tok-a' } } }, h);
+    await until(() => g.sessions.get(sid)?.inFlight === 1, 'a in flight');
+    assert.equal((await post(u, { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 'a' } }, h)).status, 202);
+    await a;
+    // b is the only request in flight when a's late progress arrives.
+    const b = await post(u, { jsonrpc: '2.0', id: 'b', method: 'tools/call', params: { name: 'slow', arguments: { ms: 800 } } }, h);
+    assert.equal(b.status, 200);
+    assert.match(b.text, /slept 800/);
+    assert.doesNotMatch(b.text, /tok-a|late progress/, "a's progress did not reach b's stream");
+  } finally {
+    await g.close();
+  }
+});
