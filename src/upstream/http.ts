@@ -5,7 +5,10 @@
  *   Cookie and session headers are never copied (there is no code path that could copy them).
  * - Sends are ordered where order matters: a notification or a response (e.g. the client's
  *   `notifications/initialized`, or its answer to a sampling request) must be accepted (202)
- *   before later messages go out; requests after that run concurrently.
+ *   before later messages go out; requests after that run concurrently. An upstream that does
+ *   not accept such a POST within `acceptTimeoutMs` has it aborted (socket destroyed, never
+ *   pooled): its send() rejects and later sends go on. A request's POST does not hold the
+ *   queue; one that is never answered ends by the session's timeout and its cancellation.
  * - Responses may come as JSON or as an SSE stream; an SSE stream that ends before the response
  *   is resumed with GET + Last-Event-ID after the server's `retry` delay (SEP-1699 polling).
  * - The standalone GET stream is opened after initialization and awaited before later sends,
@@ -47,7 +50,18 @@ export interface HttpUpstreamOptions {
    * request's socket is closed anyway and the notification itself is given up (default 1000).
    */
   cancelGraceMs?: number;
+  /**
+   * Longest wait (ms) for the upstream to accept (send the status line and headers for) the POST
+   * of a notification or a response, counted from when its turn comes (credentials and a free
+   * connection included); later sends wait behind it. Past it the POST is aborted, its socket
+   * destroyed, and its send() rejects (default 30000). Requests are bounded by the session's
+   * request timeout instead, and `notifications/cancelled` by `cancelGraceMs`.
+   */
+  acceptTimeoutMs?: number;
 }
+
+/** The longest delay setTimeout honours (a longer one fires at once). */
+const MAX_TIMER_MS = 2_147_483_647;
 
 const VISIBLE_ASCII = /^[\x21-\x7e]{1,256}$/;
 /** Shortest wait before the standalone GET stream is opened again (a server's `retry: 0` included). */
@@ -159,8 +173,14 @@ export class HttpUpstream implements UpstreamConnection {
    * what settles the promise waiting on it. From its creation until it ends, fails or is aborted.
    */
   private readonly live = new Map<Exchange, (err: Error) => void>();
+  private readonly acceptTimeoutMs: number;
 
   constructor(private readonly opts: HttpUpstreamOptions) {
+    const accept = opts.acceptTimeoutMs ?? 30_000;
+    if (!Number.isFinite(accept) || accept <= 0 || accept > MAX_TIMER_MS) {
+      throw new RangeError(`acceptTimeoutMs must be a number of milliseconds above 0 and at most ${MAX_TIMER_MS}, got ${String(opts.acceptTimeoutMs)}`);
+    }
+    this.acceptTimeoutMs = accept;
     const u = new URL(opts.url);
     this.path = `${u.pathname}${u.search}`;
     // Config headers by lower-case name (the schema refuses a name given twice); `host` goes to
@@ -220,7 +240,10 @@ export class HttpUpstream implements UpstreamConnection {
 
   async send(msg: JsonRpcMessage, options?: UpstreamSendOptions): Promise<void> {
     if (this.closed) throw new Error('upstream connection is closed');
-    if (!isNotification(msg) || msg.method !== 'notifications/cancelled') return this.forward(msg, options, undefined);
+    // A request is not waited for by later sends (and the session times it out); a notification
+    // or a response is, so the upstream has acceptTimeoutMs to accept it.
+    if (isRequest(msg)) return this.forward(msg, options, undefined);
+    if (!isNotification(msg) || msg.method !== 'notifications/cancelled') return this.forward(msg, options, this.acceptTimeoutMs);
     // A cancellation the upstream does not accept within cancelGraceMs is given up, whether or
     // not its request is still in flight here (a repeated one is not held by a hung upstream).
     const graceMs = this.opts.cancelGraceMs ?? 1000;

@@ -5,9 +5,10 @@
  * injection through the protocol version, the body size limit, SSE resumption with
  * Last-Event-ID, a connection that breaks mid-body, which headers the upstream gets, and
  * cancellation (notifications/cancelled closes the cancelled request's socket and silences it),
- * and close() or a failure aborting every exchange still under way.
+ * close() or a failure aborting every exchange still under way, and acceptTimeoutMs (a notification
+ * or a response the upstream never accepts is aborted, and no longer holds later sends).
  */
-import { test } from 'node:test';
+import { mock, test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { HttpUpstream, type HttpUpstreamOptions } from '../../src/upstream/http.js';
@@ -999,6 +1000,180 @@ test('a cancellation with nothing in flight here (a repeated one) is given up af
       assert.ok(performance.now() - t0 >= 90, 'not before the grace');
       await until(() => srv.sockets.length === 1 && srv.sockets[0]!.closed, 'its socket closed', 1000);
       assert.equal(h.up.liveCount, 0);
+    },
+  );
+});
+
+// =============================================================================================
+// acceptTimeoutMs: the POST of a notification or a response holds every later send of the session
+// until the upstream accepts it (status line and headers); one never accepted is aborted after
+// acceptTimeoutMs (socket destroyed, never pooled), its send() rejects, and later sends go on.
+// A request's POST holds nothing and is left to the session's timeout and its cancellation.
+
+const initialized: JsonRpcMessage = { jsonrpc: '2.0', method: 'notifications/initialized' };
+
+test('a notification the upstream never accepts: after acceptTimeoutMs its POST socket is closed and send() rejects; the request queued behind it then goes out and is answered', async () => {
+  let hung: net.Socket | undefined;
+  await run(
+    (r) => {
+      if (rpc(r).method === 'notifications/initialized') return void (hung = r.socket); // never accepted
+      write(r.socket, jsonResponse(result(rpc(r).id!)));
+    },
+    { acceptTimeoutMs: 100 },
+    async (h, srv) => {
+      const t0 = performance.now();
+      const sent = outcome(h.up.send(initialized));
+      await until(() => hung !== undefined, 'the notification');
+      const next = h.up.send(req(2));
+      await delay(40);
+      assert.equal(srv.requests.length, 1, 'the request waits behind the unaccepted notification');
+      assert.match(await within(sent, 'the unaccepted notification'), /^upstream did not accept the message within 100 ms$/);
+      assert.ok(performance.now() - t0 >= 90, 'not before acceptTimeoutMs');
+      await until(() => socketOf(srv, hung).closed, 'the server to see the notification socket closed', 1000);
+      await within(next, 'the request behind it');
+      await until(() => h.messages.length === 1, 'the answer');
+      assert.deepEqual(h.messages, [{ msg: result(2), relatedTo: 2 }]);
+      assert.notEqual(srv.requests[1]!.socket, hung, 'the request went out on another socket');
+      assert.equal(srv.sockets.length, 2);
+      assert.equal(h.pool.size, 1, 'the aborted socket is not kept, only the answered one');
+      assert.equal(h.up.liveCount, 0);
+      assert.deepEqual(h.closes, [], 'the upstream connection itself goes on');
+    },
+  );
+});
+
+test("a client's response the upstream never accepts is aborted after acceptTimeoutMs too; a notification after it is sent and accepted", async () => {
+  let hung: net.Socket | undefined;
+  await run(
+    (r) => {
+      if ('result' in (JSON.parse(r.body) as object)) return void (hung = r.socket); // never accepted
+      write(r.socket, ACCEPTED);
+    },
+    { acceptTimeoutMs: 60 },
+    async (h, srv) => {
+      const answered = outcome(h.up.send(result('s-1', { content: [] })));
+      const then = h.up.send({ jsonrpc: '2.0', method: 'notifications/roots/list_changed' });
+      assert.match(await within(answered, 'the unaccepted response'), /did not accept the message within 60 ms/);
+      await within(then, 'the notification behind it');
+      await until(() => socketOf(srv, hung).closed, 'the server to see the response socket closed', 1000);
+      assert.deepEqual(
+        srv.requests.map((r) => (JSON.parse(r.body) as { method?: string }).method ?? 'response'),
+        ['response', 'notifications/roots/list_changed'],
+      );
+      assert.equal(h.up.liveCount, 0);
+    },
+  );
+});
+
+test('a notification accepted within acceptTimeoutMs is unaffected: its send() resolves, its response body may end after the limit, its socket stays open and is reused', async () => {
+  let first: net.Socket | undefined;
+  await run(
+    (r) => {
+      if (rpc(r).method === 'notifications/initialized') {
+        first = r.socket;
+        // Accepted at 50 ms; the (chunked, empty) body ends only at 150 ms, past the limit.
+        setTimeout(() => write(r.socket, 'HTTP/1.1 202 Accepted\r\nTransfer-Encoding: chunked\r\n\r\n'), 50);
+        return void setTimeout(() => write(r.socket, '0\r\n\r\n'), 150);
+      }
+      write(r.socket, jsonResponse(result(rpc(r).id!)));
+    },
+    { acceptTimeoutMs: 100 },
+    async (h, srv) => {
+      const t0 = performance.now();
+      await within(h.up.send(initialized), 'the notification');
+      assert.ok(performance.now() - t0 < 100, 'resolved when accepted');
+      await delay(150); // the body has ended (150 ms), well past acceptTimeoutMs
+      assert.equal(socketOf(srv, first).closed, false, 'its socket was not aborted');
+      assert.equal(h.pool.size, 1, 'and is kept');
+      await h.up.send(req(3));
+      await until(() => h.messages.length === 1, 'the answer');
+      assert.deepEqual(h.messages, [{ msg: result(3), relatedTo: 3 }]);
+      assert.equal(srv.requests[1]!.socket, first, 'the request reused it');
+      assert.equal(srv.sockets.length, 1);
+    },
+  );
+});
+
+test('acceptTimeoutMs does not apply to requests: a request POST whose head never comes holds no later send and keeps its socket; its cancellation closes it and the queue goes on', async () => {
+  let hung: net.Socket | undefined;
+  await run(
+    (r) => {
+      if (isCancel(r) || rpc(r).method === 'notifications/initialized') return write(r.socket, ACCEPTED);
+      if (rpc(r).id === 1) return void (hung = r.socket); // never answered: no status line
+      write(r.socket, jsonResponse(result(rpc(r).id!)));
+    },
+    { acceptTimeoutMs: 30, cancelGraceMs: 10_000 },
+    async (h, srv) => {
+      let settled = false;
+      const sent = h.up.send(req(1, 'tools/call')).then(() => (settled = true));
+      await until(() => hung !== undefined, 'the request');
+      // Neither a request nor a notification after it waits for its head.
+      await within(h.up.send(req(2)), 'a request behind the hung one');
+      await within(h.up.send(initialized), 'a notification behind the hung one');
+      await until(() => h.messages.length === 1, 'the answer to 2');
+      await delay(60); // twice acceptTimeoutMs
+      assert.equal(socketOf(srv, hung).closed, false, 'the request POST is not bounded by acceptTimeoutMs');
+      assert.equal(settled, false);
+      // The session's timeout cancels it: its socket is closed, its send() settles, sends go on.
+      await within(h.up.send(cancel(1)), 'the cancellation');
+      await until(() => socketOf(srv, hung).closed, 'the server to see the hung POST socket closed', 1000);
+      await within(sent, "the cancelled request's send()");
+      await within(h.up.send(initialized), 'a notification after the cancellation');
+      await within(h.up.send(req(3)), 'a request after the cancellation');
+      await until(() => h.messages.length === 2, 'the answer to 3');
+      assert.deepEqual(h.messages, [
+        { msg: result(2), relatedTo: 2 },
+        { msg: result(3), relatedTo: 3 },
+      ]);
+      assert.equal(h.up.inflightCount, 0);
+      assert.equal(h.up.liveCount, 0);
+      assert.deepEqual(h.closes, []);
+    },
+  );
+});
+
+test('acceptTimeoutMs must be a positive number of milliseconds a timer can hold', async () => {
+  const srv = await rawServer(() => {});
+  try {
+    for (const bad of [0, -1, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 31]) {
+      assert.throws(() => harness(srv, { acceptTimeoutMs: bad }), (e: Error) => e instanceof RangeError && /acceptTimeoutMs must be/.test(e.message), String(bad));
+    }
+    harness(srv, { acceptTimeoutMs: 1 }).pool.close();
+    harness(srv, { acceptTimeoutMs: 2 ** 31 - 1 }).pool.close();
+  } finally {
+    await srv.close();
+  }
+});
+
+test('acceptTimeoutMs defaults to 30 s: an unaccepted notification is aborted at 30000 ms, not before', async () => {
+  let hung: net.Socket | undefined;
+  // Polling on setImmediate: setTimeout is mocked here.
+  const settle = async (cond: () => boolean, what: string): Promise<void> => {
+    for (let i = 0; !cond(); i++) {
+      if (i > 100_000) throw new Error(`timed out waiting for ${what}`);
+      await new Promise<void>((r) => setImmediate(r));
+    }
+  };
+  await run(
+    (r) => void (hung = r.socket), // never accepted
+    {},
+    async (h, srv) => {
+      mock.timers.enable({ apis: ['setTimeout'] });
+      try {
+        let result: string | undefined;
+        void outcome(h.up.send(initialized)).then((o) => (result = o));
+        await settle(() => hung !== undefined, 'the notification');
+        mock.timers.tick(29_999);
+        for (let i = 0; i < 20; i++) await new Promise<void>((r) => setImmediate(r));
+        assert.equal(result, undefined, 'still waiting at 29999 ms');
+        assert.equal(socketOf(srv, hung).closed, false);
+        mock.timers.tick(1);
+        await settle(() => result !== undefined, 'the send to settle');
+        assert.equal(result, 'upstream did not accept the message within 30000 ms');
+        await settle(() => socketOf(srv, hung).closed, 'the server to see the socket closed');
+      } finally {
+        mock.timers.reset();
+      }
     },
   );
 });
