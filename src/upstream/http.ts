@@ -12,7 +12,8 @@
  * - Responses may come as JSON or as an SSE stream; an SSE stream that ends before the response
  *   is resumed with GET + Last-Event-ID after the server's `retry` delay (SEP-1699 polling).
  * - The standalone GET stream is opened after initialization and awaited before later sends,
- *   so server → client requests on it are not lost.
+ *   so server → client requests on it are not lost; for `acceptTimeoutMs` at most: a GET whose
+ *   head has not come by then is aborted (socket destroyed) and retried like a failed connect.
  * - HTTP/1.1 itself is spoken by http1.ts (a lean, strict client and keep-alive pool).
  * - A `notifications/cancelled` for a request whose answer is still on its way (its POST, or a
  *   GET resuming its stream) silences that exchange at once: nothing more from it is delivered.
@@ -55,7 +56,9 @@ export interface HttpUpstreamOptions {
    * of a notification or a response, counted from when its turn comes (credentials and a free
    * connection included); later sends wait behind it. Past it the POST is aborted, its socket
    * destroyed, and its send() rejects (default 30000). Requests are bounded by the session's
-   * request timeout instead, and `notifications/cancelled` by `cancelGraceMs`.
+   * request timeout instead, and `notifications/cancelled` by `cancelGraceMs`. It bounds the
+   * wait for the standalone GET stream's head too (each attempt; afterInitialized() returns by
+   * then), not a GET resuming a response stream (the request's timeout ends that).
    */
   acceptTimeoutMs?: number;
 }
@@ -590,6 +593,12 @@ export class HttpUpstream implements UpstreamConnection {
     this.deliver({ jsonrpc: '2.0', id, error: { code: -32603, message: `Upstream error: ${detail}` } }, id);
   }
 
+  /**
+   * Opens the standalone GET stream and returns once the upstream answered its head (a stream,
+   * or 405 for none), or it failed, or the connection closed; at the latest after
+   * `acceptTimeoutMs`, when the GET is aborted and the session goes on without the stream (an
+   * upstream that never answers cannot hold the session's later requests, which wait on this).
+   */
   async afterInitialized(): Promise<void> {
     if (this.closed) return;
     await new Promise<void>((resolve) => this.openGetStream(resolve, undefined, 0));
@@ -605,9 +614,26 @@ export class HttpUpstream implements UpstreamConnection {
       const t = setTimeout(() => this.openGetStream(() => {}, last, n), delayMs);
       t.unref();
     };
+    // Each attempt's head is bounded by acceptTimeoutMs (see afterInitialized). Past it the GET
+    // is aborted (its socket destroyed, or its place in the queue for one left; never pooled) and
+    // counts as a failed connect: backed off and retried, given up after 5 in a row, each attempt
+    // bounded the same way.
+    const limit = setTimeout(() => {
+      ex.cancelled = true;
+      this.live.delete(ex);
+      ex.request?.abort();
+      ready();
+      if (failures < 5) retry(1000 * 2 ** failures, lastEventId, failures + 1);
+    }, this.acceptTimeoutMs);
+    limit.unref();
+    // Runs once the attempt's outcome is known (a head, a failure, close()) and stops that bound.
+    const settle = (): void => {
+      clearTimeout(limit);
+      ready();
+    };
     const ex = handler(
       (head, abort) => {
-        ready();
+        settle();
         // 405: the upstream offers no standalone stream. Anything else: no stream either.
         if (head.status !== 200 || !isEventStream(head)) return DISCARD;
         // Ended: reconnect after the server's retry delay (at least MIN_RECONNECT_MS), from the
@@ -620,16 +646,16 @@ export class HttpUpstream implements UpstreamConnection {
         });
       },
       () => {
-        ready();
+        settle();
         if (failures < 5) retry(1000 * 2 ** failures, lastEventId, failures + 1);
       },
       () => this.live.delete(ex),
     );
     // Closed before its head came: afterInitialized() returns all the same.
-    this.live.set(ex, ready);
+    this.live.set(ex, settle);
     this.getEventStream(lastEventId, ex, () => {
+      settle();
       this.live.delete(ex);
-      ready();
     });
   }
 

@@ -6,7 +6,9 @@
  * Last-Event-ID, a connection that breaks mid-body, which headers the upstream gets, and
  * cancellation (notifications/cancelled closes the cancelled request's socket and silences it),
  * close() or a failure aborting every exchange still under way, and acceptTimeoutMs (a notification
- * or a response the upstream never accepts is aborted, and no longer holds later sends).
+ * or a response the upstream never accepts is aborted, and no longer holds later sends; a
+ * standalone GET whose head never comes is aborted, afterInitialized() returns, and it is retried
+ * like a failed connect).
  */
 import { mock, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -1171,6 +1173,126 @@ test('acceptTimeoutMs defaults to 30 s: an unaccepted notification is aborted at
         await settle(() => result !== undefined, 'the send to settle');
         assert.equal(result, 'upstream did not accept the message within 30000 ms');
         await settle(() => socketOf(srv, hung).closed, 'the server to see the socket closed');
+      } finally {
+        mock.timers.reset();
+      }
+    },
+  );
+});
+
+// =============================================================================================
+// acceptTimeoutMs bounds the standalone GET's head too: afterInitialized() (which the session's
+// later requests wait on) returns by then, the GET is aborted (socket destroyed, never pooled),
+// and the attempt counts as a failed connect (backed off, given up after 5 in a row).
+
+test("the standalone GET whose head never comes: afterInitialized() returns after acceptTimeoutMs, the GET socket is closed, and a request after it is sent and answered", async () => {
+  let get: net.Socket | undefined;
+  await run(
+    (r) => {
+      if (r.method === 'GET') return void (get = r.socket); // never answered, not even a head
+      if (rpc(r).method === 'notifications/initialized') return write(r.socket, ACCEPTED);
+      write(r.socket, jsonResponse(result(rpc(r).id!), 'Mcp-Session-Id: s-g1\r\n'));
+    },
+    { acceptTimeoutMs: 100 },
+    async (h, srv) => {
+      await h.up.send(req(1, 'initialize'));
+      await until(() => h.messages.length === 1, 'initialize');
+      await within(h.up.send(initialized), 'the initialized notification');
+      const t0 = performance.now();
+      let returned = false;
+      const ready = h.up.afterInitialized().then(() => (returned = true));
+      await until(() => get !== undefined, 'the GET');
+      await delay(50);
+      assert.equal(returned, false, 'not before acceptTimeoutMs');
+      await within(ready, 'afterInitialized()');
+      const took = performance.now() - t0;
+      assert.ok(took >= 90 && took < 900, `afterInitialized() returned after ${Math.round(took)} ms`);
+      await until(() => socketOf(srv, get).closed, 'the server to see the GET socket closed', 1000);
+      assert.equal(h.up.liveCount, 0, 'the GET is no longer tracked');
+      await within(h.up.send(req(2)), 'the request after it');
+      await until(() => h.messages.length === 2, 'the answer');
+      assert.deepEqual(h.messages[1], { msg: result(2), relatedTo: 2 });
+      const post = srv.requests.at(-1)!;
+      assert.equal(post.method, 'POST');
+      assert.notEqual(post.socket, get, 'the request went out on another socket');
+      assert.equal(header(post, 'mcp-session-id'), 's-g1');
+      assert.deepEqual(h.closes, [], 'the upstream connection itself goes on');
+    },
+  );
+});
+
+test('a standalone GET whose head comes within acceptTimeoutMs is not aborted later: the open stream outlives the limit and delivers', async () => {
+  let get: net.Socket | undefined;
+  await run(
+    (r) => {
+      if (r.method !== 'GET') return write(r.socket, jsonResponse(result(rpc(r).id!), 'Mcp-Session-Id: s-g2\r\n'));
+      get = r.socket;
+      setTimeout(() => write(r.socket, 'HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n'), 40);
+    },
+    { acceptTimeoutMs: 100 },
+    async (h, srv) => {
+      await h.up.send(req(1, 'initialize'));
+      await until(() => h.messages.length === 1, 'initialize');
+      await within(h.up.afterInitialized(), 'afterInitialized()');
+      await delay(200); // twice acceptTimeoutMs
+      assert.equal(socketOf(srv, get).closed, false, 'the stream was not aborted');
+      assert.equal(h.up.liveCount, 1, 'the stream is still under way');
+      const ping = { jsonrpc: '2.0', id: 'srv-1', method: 'ping' };
+      const e = sseEvent(ping, 'g1');
+      write(get!, `${Buffer.byteLength(e).toString(16)}\r\n${e}\r\n`);
+      await until(() => h.messages.length === 2, 'the server request on the stream');
+      assert.deepEqual(h.messages[1], { msg: ping, relatedTo: undefined });
+      assert.equal(srv.requests.filter((r) => r.method === 'GET').length, 1);
+    },
+  );
+});
+
+test('a standalone GET whose head never comes is retried like a failed connect: after 1, 2, 4, 8, 16 s, each attempt aborted after acceptTimeoutMs, then given up', async () => {
+  const gets: net.Socket[] = [];
+  // Polling on setImmediate: setTimeout is mocked here.
+  const settle = async (cond: () => boolean, what: string): Promise<void> => {
+    for (let i = 0; !cond(); i++) {
+      if (i > 100_000) throw new Error(`timed out waiting for ${what}`);
+      await new Promise<void>((r) => setImmediate(r));
+    }
+  };
+  const idle = async (): Promise<void> => {
+    for (let i = 0; i < 50; i++) await new Promise<void>((r) => setImmediate(r));
+  };
+  await run(
+    (r) => {
+      if (r.method === 'GET') gets.push(r.socket); // never answered
+    },
+    { acceptTimeoutMs: 100 },
+    async (h, srv) => {
+      mock.timers.enable({ apis: ['setTimeout'] });
+      try {
+        let returned = false;
+        void h.up.afterInitialized().then(() => (returned = true));
+        await settle(() => gets.length === 1, 'the first GET');
+        mock.timers.tick(99);
+        await idle();
+        assert.equal(returned, false, 'still waiting at 99 ms');
+        assert.equal(socketOf(srv, gets[0]).closed, false);
+        mock.timers.tick(1);
+        await settle(() => returned, 'afterInitialized() to return');
+        await settle(() => socketOf(srv, gets[0]).closed, 'the first GET socket closed');
+        for (const [i, backoff] of [1000, 2000, 4000, 8000, 16000].entries()) {
+          mock.timers.tick(backoff - 1);
+          await idle();
+          assert.equal(gets.length, i + 1, `no attempt ${i + 2} before ${backoff} ms`);
+          mock.timers.tick(1);
+          await settle(() => gets.length === i + 2, `attempt ${i + 2}`);
+          assert.equal(h.up.liveCount, 1);
+          mock.timers.tick(100);
+          await settle(() => socketOf(srv, gets[i + 1]).closed, `attempt ${i + 2} aborted`);
+          assert.equal(h.up.liveCount, 0);
+        }
+        mock.timers.tick(10 * 60_000);
+        await idle();
+        assert.equal(gets.length, 6, 'given up after 5 failed attempts in a row');
+        assert.equal(h.pool.size, 0, 'no aborted GET socket is kept');
+        assert.deepEqual(h.closes, []);
       } finally {
         mock.timers.reset();
       }
