@@ -250,6 +250,7 @@ export async function startGateway(loaded: LoadedConfig, options: GatewayOptions
         headers: h.headers,
         credentials,
         maxMessageBytes: MAX_UPSTREAM_MESSAGE_BYTES,
+        acceptTimeoutMs: h.acceptTimeoutMs,
       });
   }
   const hubs: SharedStdioHub[] = [];

@@ -67,6 +67,15 @@ const httpUpstream = z
       })
       .describe('Static, non-secret headers added to every upstream request (`Host` replaces the URL\'s host). Secrets go in `credentials`. Framing and MCP transport headers are the gateway\'s own.'),
     connectTimeoutMs: z.number().int().positive().default(10_000).describe('Timeout to establish an upstream connection.'),
+    acceptTimeoutMs: z
+      .number()
+      .int()
+      .positive()
+      .max(2_147_483_647)
+      .default(30_000)
+      .describe(
+        "Longest wait (ms) for the upstream to accept a notification or a response the gateway POSTs (its status line and headers), and for the head of the standalone GET stream opened after initialization. Later messages of the session wait behind either; past it the POST is aborted and that message fails (later messages go on), and the session goes on without the GET stream, which is retried like a failed connection (1, 2, 4… s, given up after 5 in a row). Requests are bounded by `requestTimeoutMs` instead.",
+      ),
     caFile: z
       .string()
       .min(1)

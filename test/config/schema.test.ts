@@ -47,3 +47,16 @@ test('the loaded config is frozen', () => {
 test('a missing file says how to fix it', () => {
   assert.throws(() => loadConfigFile('/nonexistent/bastion.yaml'), /does not exist .*bastion dev/);
 });
+
+test('servers.NAME.http.acceptTimeoutMs: 30000 by default; a whole number of milliseconds above 0 and at most 2147483647, else the key is named', () => {
+  const http = (extra: Record<string, unknown>) => parseConfig({ servers: { a: { http: { url: 'http://127.0.0.1:9/mcp', ...extra } } } }).config.servers.a!.http!;
+  assert.equal(http({}).acceptTimeoutMs, 30_000);
+  assert.equal(http({ acceptTimeoutMs: 250 }).acceptTimeoutMs, 250);
+  assert.equal(http({ acceptTimeoutMs: 1 }).acceptTimeoutMs, 1);
+  assert.equal(http({ acceptTimeoutMs: 2_147_483_647 }).acceptTimeoutMs, 2_147_483_647);
+  for (const bad of [0, -1, 1.5, 2_147_483_648, '100', null]) {
+    assert.throws(() => http({ acceptTimeoutMs: bad }), /servers\.a\.http\.acceptTimeoutMs/, String(bad));
+  }
+  // Only under http: a stdio server has no such key.
+  assert.throws(() => parseConfig({ servers: { a: { stdio: { command: 'x', acceptTimeoutMs: 100 } } } }), /servers\.a\.stdio\.acceptTimeoutMs: unknown key/);
+});
