@@ -19,7 +19,8 @@ import { BastionError } from '../errors.js';
 import { cleanFieldsForAudit, REDACTED } from './redact.js';
 import { redactArgumentsForLog } from '../sanitizer/arguments.js';
 import { isKnownEventType } from './events.js';
-import type { AuditEvent, AuditLog, AuditLogStats, AuditMetricsHooks, AuditQueuePolicy, AuditSink } from './types.js';
+import { STAGE_TIMINGS, type AuditEvent, type AuditLog, type AuditLogStats, type AuditMetricsHooks, type AuditQueuePolicy, type AuditSink } from './types.js';
+import { roundMs } from './request.js';
 
 /** Thrown by a sink for a batch it will never accept (e.g. HTTP 400): dropped, not retried. */
 export class SinkRejectedError extends Error {
@@ -56,17 +57,9 @@ export interface AuditLogOptions {
   /** Minimum ms between two repeated error logs of the same kind (default 10 s). */
   logIntervalMs?: number;
   /**
-   * How long the queue collects events before it drains them to the sinks. 0 (the default): on
-   * the next turn of the event loop, after the requests of this turn are answered. A delay makes
-   * larger batches, but in the bench it cost more than it saved: at concurrency 1 a 2 ms timer
-   * raised the gateway's CPU per call by about 15% and its p50 latency by 0.15 ms (an extra
-   * wake-up per call or two), at concurrency 10 it made no measurable difference. `flush()` and
-   * `close()` drain at once either way.
-   */
-  batchDelayMs?: number;
-  /**
-   * Keep per-stage milliseconds in request records (default true). false: `durations` keeps its
-   * `total` only (audit.stageDurations; createAuditFromConfig decides the config's default).
+   * Add the per-stage milliseconds a request event carries (STAGE_TIMINGS) to its `durations`
+   * (default true). false: `durations` holds what the event gave, its `total` (audit.stageDurations;
+   * createAuditFromConfig decides the config's default).
    */
   stageDurations?: boolean;
 }
@@ -151,7 +144,8 @@ const UNSET: unique symbol = Symbol('unset');
  * time set. Field order: type, id, time, outcome, then the event's other fields in its order.
  */
 export function prepareEvent(raw: AuditEvent, at: number, options: { stageDurations?: boolean } = {}): AuditEvent {
-  if (options.stageDurations === false) raw = totalOnly(raw);
+  const stages = raw[STAGE_TIMINGS];
+  if (stages !== undefined && options.stageDurations !== false) raw = withStageDurations(raw, stages);
   // The envelope keys go in first so the cleaned fields land after them (an event's own `id` keeps
   // the second place): one object, not a cleaned copy and then an envelope copy of it.
   const out = cleanFieldsForAudit(raw, { type: UNSET, id: UNSET, time: UNSET, outcome: UNSET }, EVENT_LIMITS);
@@ -170,13 +164,13 @@ export function prepareEvent(raw: AuditEvent, at: number, options: { stageDurati
   return out as AuditEvent;
 }
 
-/** The event with `durations` cut to its `total` (the raw event is the queue's own copy). */
-function totalOnly(raw: AuditEvent): AuditEvent {
-  const d = raw.durations as unknown;
-  if (d === null || typeof d !== 'object' || Array.isArray(d)) return raw;
-  const total = (d as { total?: unknown }).total;
-  raw.durations = total === undefined ? {} : { total };
-  return raw;
+/** The event with each stage's milliseconds (rounded) in `durations`, before its `total`. */
+function withStageDurations(raw: AuditEvent, stages: Readonly<Record<string, number>>): AuditEvent {
+  const d: Record<string, unknown> = {};
+  for (const k in stages) d[k] = roundMs(stages[k]!);
+  const given = raw.durations;
+  if (given !== null && typeof given === 'object' && !Array.isArray(given)) Object.assign(d, given);
+  return { ...raw, durations: d };
 }
 
 class QueueAuditLog implements BastionAuditLog {
@@ -194,8 +188,6 @@ class QueueAuditLog implements BastionAuditLog {
   private readonly now: () => number;
   private readonly logIntervalMs: number;
   private scheduled = false;
-  private pumpTimer: NodeJS.Timeout | undefined;
-  private readonly batchDelayMs: number;
   private readonly prepareOptions: { stageDurations: boolean };
   private closed = false;
   private refused = 0;
@@ -212,7 +204,6 @@ class QueueAuditLog implements BastionAuditLog {
     this.metrics = options.metrics ?? {};
     this.now = options.now ?? Date.now;
     this.logIntervalMs = options.logIntervalMs ?? 10_000;
-    this.batchDelayMs = Math.max(0, options.batchDelayMs ?? 0);
     this.prepareOptions = { stageDurations: options.stageDurations ?? true };
     this.runners = options.sinks.map((s) => {
       const entry: SinkEntry = 'write' in s ? { sink: s } : s;
@@ -264,9 +255,7 @@ class QueueAuditLog implements BastionAuditLog {
       this.tail++;
       if (!this.scheduled) {
         this.scheduled = true;
-        // Not unref'd: undelivered events are a reason to stay alive.
-        if (this.batchDelayMs === 0) setImmediate(this.pump);
-        else this.pumpTimer = setTimeout(this.pump, this.batchDelayMs);
+        setImmediate(this.pump);
       }
     } catch {
       // emit never throws: an event that cannot even be queued is counted.
@@ -328,10 +317,6 @@ class QueueAuditLog implements BastionAuditLog {
 
   private readonly pump = (): void => {
     this.scheduled = false;
-    if (this.pumpTimer !== undefined) {
-      clearTimeout(this.pumpTimer);
-      this.pumpTimer = undefined;
-    }
     for (const r of this.runners) if (!r.busy && r.timer === undefined) void this.run(r);
   };
 
@@ -460,7 +445,7 @@ class QueueAuditLog implements BastionAuditLog {
   flush(timeoutMs?: number): Promise<void> {
     const target = this.tail;
     if (this.written(target)) return Promise.resolve();
-    this.pump();
+    if (!this.scheduled) this.pump();
     return new Promise<void>((resolve) => {
       let timer: NodeJS.Timeout | undefined;
       const done = (): void => {

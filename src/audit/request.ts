@@ -5,7 +5,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { RequestContext } from '../pipeline/context.js';
-import type { AuditEvent, AuditOutcome } from './types.js';
+import { STAGE_TIMINGS, type AuditEvent, type AuditOutcome } from './types.js';
 
 const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$/;
 
@@ -37,12 +37,9 @@ export function requestAuditBase(ctx: RequestContext): Base {
   return base;
 }
 
-/** Per-stage milliseconds from ctx.timings plus `total` since arrival. */
-export function requestDurations(ctx: RequestContext, now = performance.now()): Record<string, number> {
-  const d: Record<string, number> = {};
-  for (const k in ctx.timings) d[k] = Math.round(ctx.timings[k]! * 1000) / 1000;
-  d.total = Math.round((now - ctx.startedAt) * 1000) / 1000;
-  return d;
+/** Milliseconds, to the microsecond, as request records give them. */
+export function roundMs(ms: number): number {
+  return Math.round(ms * 1000) / 1000;
 }
 
 export interface ToolCallOutcome {
@@ -69,7 +66,9 @@ export function toolCallEvent(ctx: RequestContext, o: ToolCallOutcome): AuditEve
     method: msg?.method ?? 'tools/call',
     tool: typeof msg?.params?.name === 'string' ? msg.params.name : undefined,
     args: msg?.params?.arguments,
-    durations: requestDurations(ctx),
+    // `total` since arrival; the per-stage times go as they are, for the audit log to add (STAGE_TIMINGS).
+    durations: { total: roundMs(performance.now() - ctx.startedAt) },
+    [STAGE_TIMINGS]: ctx.timings,
   };
   if (o.status !== undefined) e.status = o.status;
   if (o.reason !== undefined) e.reason = o.reason;

@@ -5,6 +5,13 @@
  */
 export type AuditOutcome = 'success' | 'failure' | 'denied' | 'info';
 
+/**
+ * Where a request event carries its per-stage timings (ms, as measured) to the audit log, which
+ * adds them, rounded, to `durations` only when audit.stageDurations is on: the request path never
+ * builds what the record will not hold. A symbol key: cleaning, sinks and JSON never see it.
+ */
+export const STAGE_TIMINGS: unique symbol = Symbol('bastion.audit.stageTimings');
+
 export interface AuditEvent {
   /** `noun.verb`, past tense, e.g. `tool.call.denied`. */
   type: string;
@@ -18,6 +25,8 @@ export interface AuditEvent {
   mount?: string;
   clientIp?: string;
   principal?: { subject: string; issuer: string; clientId?: string | undefined; authMethod: string; tokenId?: string | undefined };
+  /** Per-stage timings of a request event (see STAGE_TIMINGS). */
+  [STAGE_TIMINGS]?: Readonly<Record<string, number>>;
   /** Event-specific fields. Must never hold a token, key or secret in clear. */
   [field: string]: unknown;
 }
