@@ -305,9 +305,8 @@ export class HttpUpstream implements UpstreamConnection {
     if (entry.ex) entry.ex.cancelled = true;
     return () => {
       this.untrack(id, entry);
-      if (entry.ex !== undefined) this.live.delete(entry.ex);
       // Destroys the socket unless the exchange already ended (then the socket is clean and pooled).
-      entry.ex?.request?.abort();
+      if (entry.ex !== undefined) this.drop(entry.ex);
       // A request cancelled before the upstream accepted it: its send() resolves, cancelled.
       entry.settle();
     };
@@ -353,9 +352,7 @@ export class HttpUpstream implements UpstreamConnection {
       }
       if (limitMs !== undefined) {
         limit = setTimeout(() => {
-          ex.cancelled = true;
-          this.live.delete(ex);
-          ex.request?.abort();
+          this.drop(ex);
           reject(new Http1Error(`upstream did not accept the message within ${limitMs} ms`));
         }, limitMs);
         limit.unref();
@@ -619,9 +616,7 @@ export class HttpUpstream implements UpstreamConnection {
     // counts as a failed connect: backed off and retried, given up after 5 in a row, each attempt
     // bounded the same way.
     const limit = setTimeout(() => {
-      ex.cancelled = true;
-      this.live.delete(ex);
-      ex.request?.abort();
+      this.drop(ex);
       ready();
       if (failures < 5) retry(1000 * 2 ** failures, lastEventId, failures + 1);
     }, this.acceptTimeoutMs);
@@ -670,10 +665,19 @@ export class HttpUpstream implements UpstreamConnection {
     this.inflight.clear();
     this.open.clear();
     for (const [ex, stop] of live) {
-      ex.cancelled = true;
-      ex.request?.abort();
+      this.drop(ex);
       stop(err);
     }
+  }
+
+  /**
+   * Give an exchange up: it hears nothing more, leaves the exchanges under way, and its socket is
+   * destroyed (or its place in the queue for one left) unless it already ended cleanly.
+   */
+  private drop(ex: Exchange): void {
+    ex.cancelled = true;
+    this.live.delete(ex);
+    ex.request?.abort();
   }
 
   private fail(kind: 'protocol' | 'expired' | 'error', detail: string): void {
