@@ -529,10 +529,14 @@ export class Session implements SessionView {
         }),
       );
     }
-    if (this.deps.observe) {
-      const tool = method === 'tools/call' ? ((ctx.message as JsonRpcRequest).params?.name as string | undefined) : undefined;
-      this.deps.observe({ mount: this.mount, method, tool, outcome: failed ? 'error' : 'allowed', reason: failed ? 'upstream_error' : undefined, durationMs: performance.now() - ctx.startedAt, stages: ctx.timings });
-    }
+    this.observe(ctx, method, failed ? 'upstream_error' : undefined);
+  }
+
+  /** The metrics observation of a request that ended here: allowed, or an error with its reason. */
+  private observe(ctx: RequestContext, method: string, errorReason: string | undefined): void {
+    if (!this.deps.observe) return;
+    const tool = method === 'tools/call' ? ((ctx.message as JsonRpcRequest).params?.name as string | undefined) : undefined;
+    this.deps.observe({ mount: this.mount, method, tool, outcome: errorReason === undefined ? 'allowed' : 'error', reason: errorReason, durationMs: performance.now() - ctx.startedAt, stages: ctx.timings });
   }
 
   private failPending(p: Pending, err: BastionError): void {
@@ -578,10 +582,7 @@ export class Session implements SessionView {
     if (p.method === 'tools/call') {
       this.deps.audit.emit(toolCallEvent(p.ctx, { kind: 'completed', outcome: 'failure', status: 'cancelled', reason: 'client_cancelled' }));
     }
-    if (this.deps.observe) {
-      const tool = p.method === 'tools/call' ? ((p.ctx.message as JsonRpcRequest).params?.name as string | undefined) : undefined;
-      this.deps.observe({ mount: this.mount, method: p.method, tool, outcome: 'error', reason: 'cancelled', durationMs: performance.now() - p.ctx.startedAt, stages: p.ctx.timings });
-    }
+    this.observe(p.ctx, p.method, 'cancelled');
   }
 
   private messageContext(request: RequestContext | undefined, method: string | undefined): MessageContext {
