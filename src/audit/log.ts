@@ -17,7 +17,7 @@
 import { randomUUID } from 'node:crypto';
 import { BastionError } from '../errors.js';
 import { cleanFieldsForAudit, REDACTED } from './redact.js';
-import { redactArgumentsForLog } from '../sanitizer/arguments.js';
+import { redactTreeForLog } from '../sanitizer/arguments.js';
 import { isKnownEventType } from './events.js';
 import { STAGE_TIMINGS, type AuditEvent, type AuditLog, type AuditLogStats, type AuditMetricsHooks, type AuditQueuePolicy, type AuditSink } from './types.js';
 import { roundMs } from './request.js';
@@ -157,9 +157,10 @@ export function prepareEvent(raw: AuditEvent, at: number, options: { stageDurati
   // Tool arguments come from the client: besides the generic scrub above, they go through the
   // output sanitizer's secret detectors (cloud and SaaS key formats, webhooks, PEM bodies,
   // high-entropy values), the same ones that redact tool results. The cleaned value is already
-  // bounded (strings cut and hashed past maxString), so nothing is cut here.
+  // bounded (strings cut and hashed past maxString), so nothing is cut here, and it is a tree
+  // (fresh copies, cycles already replaced), so the walk keeps no record of what it visited.
   if (out.args !== undefined && out.args !== null) {
-    out.args = redactArgumentsForLog(out.args, { maxString: Infinity, maxDepth: EVENT_LIMITS.maxDepth + 1, maxItems: Infinity, keyPlaceholder: REDACTED }).value;
+    out.args = redactTreeForLog(out.args, { maxString: Infinity, maxDepth: EVENT_LIMITS.maxDepth + 1, maxItems: Infinity, keyPlaceholder: REDACTED });
   }
   return out as AuditEvent;
 }

@@ -46,73 +46,102 @@ export function isSecretKey(key: string): boolean {
   return SECRET_KEY.test(key) || CAMEL_SECRET.test(key);
 }
 
-export function redactArgumentsForLog(args: unknown, opts: ArgumentLogOptions = {}): ArgumentLogResult {
-  const maxString = opts.maxString ?? 256;
-  const maxDepth = opts.maxDepth ?? 8;
-  const maxItems = opts.maxItems ?? 50;
-  const keyPlaceholder = opts.keyPlaceholder ?? placeholder('by-key');
-  const redacted: Record<string, number> = {};
-  let truncated = false;
-  const seen = new WeakSet<object>();
-  const count = (type: string): void => {
-    redacted[type] = (redacted[type] ?? 0) + 1;
-  };
+interface WalkState {
+  maxString: number;
+  maxDepth: number;
+  maxItems: number;
+  keyPlaceholder: string;
+  /** Objects visited (a value met again is `[cycle]`); none for values known to be trees. */
+  seen: WeakSet<object> | undefined;
+  /** Secrets replaced, by type; none when nobody reads the count. */
+  redacted: Record<string, number> | undefined;
+  truncated: boolean;
+}
 
-  const walk = (v: unknown, depth: number): unknown => {
-    if (typeof v === 'string') {
-      const matches = findSecrets(v);
-      for (const m of matches) count(m.type);
-      let s = matches.length > 0 ? redactSecrets(v, matches).text : v;
-      if (s.length > maxString) {
-        truncated = true;
-        // A secret may straddle the cut: the redaction above already ran on the whole string.
-        s = `${s.slice(0, maxString)}…(+${s.length - maxString} chars)`;
-      }
-      return s;
+function count(st: WalkState, type: string): void {
+  if (st.redacted) st.redacted[type] = (st.redacted[type] ?? 0) + 1;
+}
+
+function walk(st: WalkState, v: unknown, depth: number): unknown {
+  if (typeof v === 'string') {
+    const matches = findSecrets(v);
+    for (const m of matches) count(st, m.type);
+    let s = matches.length > 0 ? redactSecrets(v, matches).text : v;
+    if (s.length > st.maxString) {
+      st.truncated = true;
+      // A secret may straddle the cut: the redaction above already ran on the whole string.
+      s = `${s.slice(0, st.maxString)}…(+${s.length - st.maxString} chars)`;
     }
-    if (typeof v === 'number' || typeof v === 'boolean' || v === null) return v;
-    if (typeof v !== 'object') return `[${typeof v}]`;
-    if (seen.has(v)) return '[cycle]';
-    if (depth >= maxDepth) {
-      truncated = true;
-      return Array.isArray(v) ? `[array(${v.length})]` : '[object]';
-    }
-    seen.add(v);
-    if (Array.isArray(v)) {
-      const out = v.slice(0, maxItems).map((x) => walk(x, depth + 1));
-      if (v.length > maxItems) {
-        truncated = true;
-        out.push(`…(+${v.length - maxItems} items)`);
-      }
-      return out;
-    }
-    const out: Record<string, unknown> = {};
-    const keys = Object.keys(v);
-    for (const k of keys.slice(0, maxItems)) {
-      const val = (v as Record<string, unknown>)[k];
-      let item: unknown;
-      if (isSecretKey(k) && val !== null && val !== undefined && val !== '') {
-        count('by-key');
-        item = keyPlaceholder;
-      } else item = walk(val, depth + 1);
-      // `__proto__` stays a field (an assignment would set the prototype instead).
-      if (k === '__proto__') Object.defineProperty(out, k, { value: item, enumerable: true, writable: true, configurable: true });
-      else out[k] = item;
-    }
-    if (keys.length > maxItems) {
-      truncated = true;
-      out['…'] = `+${keys.length - maxItems} keys`;
+    return s;
+  }
+  if (typeof v === 'number' || typeof v === 'boolean' || v === null) return v;
+  if (typeof v !== 'object') return `[${typeof v}]`;
+  if (st.seen?.has(v)) return '[cycle]';
+  if (depth >= st.maxDepth) {
+    st.truncated = true;
+    return Array.isArray(v) ? `[array(${v.length})]` : '[object]';
+  }
+  st.seen?.add(v);
+  if (Array.isArray(v)) {
+    const out = v.slice(0, st.maxItems).map((x) => walk(st, x, depth + 1));
+    if (v.length > st.maxItems) {
+      st.truncated = true;
+      out.push(`…(+${v.length - st.maxItems} items)`);
     }
     return out;
-  };
+  }
+  const out: Record<string, unknown> = {};
+  const keys = Object.keys(v);
+  const n = Math.min(keys.length, st.maxItems);
+  for (let i = 0; i < n; i++) {
+    const k = keys[i] as string;
+    const val = (v as Record<string, unknown>)[k];
+    let item: unknown;
+    if (isSecretKey(k) && val !== null && val !== undefined && val !== '') {
+      count(st, 'by-key');
+      item = st.keyPlaceholder;
+    } else item = walk(st, val, depth + 1);
+    // `__proto__` stays a field (an assignment would set the prototype instead).
+    if (k === '__proto__') Object.defineProperty(out, k, { value: item, enumerable: true, writable: true, configurable: true });
+    else out[k] = item;
+  }
+  if (keys.length > st.maxItems) {
+    st.truncated = true;
+    out['…'] = `+${keys.length - st.maxItems} keys`;
+  }
+  return out;
+}
 
-  const value = walk(args, 0);
+function walkState(opts: ArgumentLogOptions, tree: boolean): WalkState {
+  return {
+    maxString: opts.maxString ?? 256,
+    maxDepth: opts.maxDepth ?? 8,
+    maxItems: opts.maxItems ?? 50,
+    keyPlaceholder: opts.keyPlaceholder ?? placeholder('by-key'),
+    seen: tree ? undefined : new WeakSet<object>(),
+    redacted: tree ? undefined : {},
+    truncated: false,
+  };
+}
+
+/**
+ * The safe copy alone (redactArgumentsForLog's `value`), for a value known to be a tree (no
+ * object in it twice), such as JSON.parse output or the audit log's cleaned copies (with
+ * shared or cyclic references the walk is bounded only by maxDepth and maxItems). No summary.
+ */
+export function redactTreeForLog(tree: unknown, opts: ArgumentLogOptions = {}): unknown {
+  return walk(walkState(opts, true), tree, 0);
+}
+
+export function redactArgumentsForLog(args: unknown, opts: ArgumentLogOptions = {}): ArgumentLogResult {
+  const st = walkState(opts, false);
+  const value = walk(st, args, 0);
   let bytes = 0;
   try {
     bytes = Buffer.byteLength(JSON.stringify(args) ?? '', 'utf8');
   } catch {
     bytes = 0;
   }
-  const keys = typeof args === 'object' && args !== null && !Array.isArray(args) ? Object.keys(args).slice(0, maxItems) : [];
-  return { value, summary: { keys, bytes, redacted, truncated } };
+  const keys = typeof args === 'object' && args !== null && !Array.isArray(args) ? Object.keys(args).slice(0, st.maxItems) : [];
+  return { value, summary: { keys, bytes, redacted: st.redacted!, truncated: st.truncated } };
 }

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { redactArgumentsForLog, isSecretKey } from '../../src/sanitizer/arguments.js';
+import { redactArgumentsForLog, redactTreeForLog, isSecretKey } from '../../src/sanitizer/arguments.js';
 import { FAKE } from './fakes.js';
 
 test('values under secret-named keys are replaced whole', () => {
@@ -45,4 +45,19 @@ test('limits: depth, items, cycles, odd values', () => {
 test('secret key names', () => {
   for (const k of ['password', 'db_password', 'dbPassword', 'API_KEY', 'x-api-key', 'accessToken', 'refresh_token', 'Cookie', 'privateKey']) assert.ok(isSecretKey(k), k);
   for (const k of ['path', 'query', 'tokens_used', 'keyword', 'author', 'passenger']) assert.ok(!isSecretKey(k), k);
+});
+
+test('redactTreeForLog gives redactArgumentsForLog\'s value for trees: keys, found secrets, limits', () => {
+  const trees: unknown[] = [
+    { text: 'hello', password: 'hunter2-correct', nested: { apiKey: 'k', list: [`token ${FAKE.githubPat}`, 3, null, true] } },
+    [`Bearer ${FAKE.githubPat}`, { authorization: 'x' }, { x: 'y'.repeat(300) }],
+    `a lone string with ${FAKE.githubPat}`,
+    { deep: { a: { b: { c: { d: { e: { f: { g: { h: { i: 1 } } } } } } } } } },
+    Object.fromEntries(Array.from({ length: 60 }, (_, i) => [`k${i}`, i])),
+    { fn: () => 1, u: undefined, n: 1.5 },
+  ];
+  for (const limits of [{}, { maxString: Infinity, maxDepth: 9, maxItems: Infinity, keyPlaceholder: '[redacted]' }]) {
+    for (const t of trees) assert.deepEqual(redactTreeForLog(t, limits), redactArgumentsForLog(t, limits).value);
+  }
+  assert.doesNotMatch(JSON.stringify(redactTreeForLog(trees[0])), new RegExp(FAKE.githubPat.slice(0, 12)));
 });
