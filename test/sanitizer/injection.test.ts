@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { anyInjectionGate, detectInjection, detectionView, hasCandidateRun, injectionRulePatterns, INJECTION_RULES } from '../../src/sanitizer/injection.js';
+import { anyInjectionGate, detectInjection, detectionView, hasCandidateRun, injectionRulePatterns, gatesMatching, INJECTION_RULES } from '../../src/sanitizer/injection.js';
 import { SEVERITY_RANK } from '../../src/sanitizer/types.js';
 
 /** Rules that fire at or above medium (what the default policy acts on). */
@@ -399,4 +399,28 @@ test('encoded-payload pre-check: a run of 24 candidate characters, found whereve
   assert.equal(hasCandidateRun('a'.repeat(24)), true);
   assert.equal(hasCandidateRun(' '.repeat(1000) + 'b'.repeat(24)), true);
   assert.equal(hasCandidateRun(('q'.repeat(23) + ' ').repeat(100)), false);
+});
+
+test('gatesMatching (one pass over the text) reports exactly the gates that match somewhere, as testing each gate on its own does', () => {
+  const rules = injectionRulePatterns();
+  const gens = rules.map((r, n) => generator(r.re.source, r.re.flags.includes('i'), 5000 + n));
+  const pieces = [...Object.values(POSITIVES).flat(), ...BENIGN, ...GATE_REGRESSIONS.map(([t]) => t)];
+  let seed = 77;
+  const rnd = (n: number): number => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    return seed % n;
+  };
+  let multi = 0;
+  for (let k = 0; k < 3000; k++) {
+    // Texts where several gates match, at overlapping and nearby places, among benign prose.
+    let text = '';
+    for (let j = 1 + rnd(5); j > 0; j--) text += rnd(2) === 0 ? gens[rnd(gens.length)]!() : pieces[rnd(pieces.length)]!;
+    const v = detectionView(text);
+    const want = rules.map((r) => r.gate.test(v));
+    const got = gatesMatching(v);
+    if (want.every((w) => !w)) assert.equal(got, undefined, JSON.stringify(text));
+    else assert.deepEqual(got, want, JSON.stringify(text));
+    if (want.filter(Boolean).length >= 2) multi++;
+  }
+  assert.ok(multi > 300, `only ${multi} texts passed two gates or more`);
 });
