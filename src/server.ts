@@ -251,6 +251,13 @@ export async function startGateway(loaded: LoadedConfig, options: GatewayOptions
         credentials,
         maxMessageBytes: MAX_UPSTREAM_MESSAGE_BYTES,
         acceptTimeoutMs: h.acceptTimeoutMs,
+        onGetStreamFailed: (f) =>
+          f.retryInMs === undefined
+            ? logger.error(
+                { mount: mount.name, reason: f.reason, failures: f.failures },
+                'upstream GET stream given up: this session goes on without server-to-client messages (sampling, elicitation, list changes) from the upstream',
+              )
+            : logger.warn({ mount: mount.name, reason: f.reason, failures: f.failures, retryInMs: f.retryInMs }, 'upstream GET stream failed; trying again'),
       });
   }
   const hubs: SharedStdioHub[] = [];

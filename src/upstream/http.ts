@@ -61,6 +61,21 @@ export interface HttpUpstreamOptions {
    * then), not a GET resuming a response stream (the request's timeout ends that).
    */
   acceptTimeoutMs?: number;
+  /**
+   * Told when an attempt to open the standalone GET stream fails (its head did not come within
+   * acceptTimeoutMs, the request failed, or the stream broke before any event), with the delay
+   * before the next attempt, or none when the upstream is given up on (after 5 in a row): the
+   * session then goes on without server-to-client messages. For the operational log.
+   */
+  onGetStreamFailed?: (failure: GetStreamFailure) => void;
+}
+
+export interface GetStreamFailure {
+  reason: 'head_timeout' | 'request_failed' | 'broken';
+  /** Failed attempts in a row, this one included. */
+  failures: number;
+  /** When the stream is tried again; undefined: given up. */
+  retryInMs: number | undefined;
 }
 
 /** The longest delay setTimeout honours (a longer one fires at once). */
@@ -611,6 +626,13 @@ export class HttpUpstream implements UpstreamConnection {
       const t = setTimeout(() => this.openGetStream(() => {}, last, n), delayMs);
       t.unref();
     };
+    // A failed attempt: tried again after 1, 2, 4, 8 and 16 s (or the server's longer `retry`),
+    // then given up.
+    const failed = (reason: GetStreamFailure['reason'], last: string | undefined, atLeastMs = 0): void => {
+      const retryInMs = failures < 5 ? Math.max(atLeastMs, 1000 * 2 ** failures) : undefined;
+      if (!this.closed) this.opts.onGetStreamFailed?.({ reason, failures: failures + 1, retryInMs });
+      if (retryInMs !== undefined) retry(retryInMs, last, failures + 1);
+    };
     // Each attempt's head is bounded by acceptTimeoutMs (see afterInitialized). Past it the GET
     // is aborted (its socket destroyed, or its place in the queue for one left; never pooled) and
     // counts as a failed connect: backed off and retried, given up after 5 in a row, each attempt
@@ -618,7 +640,7 @@ export class HttpUpstream implements UpstreamConnection {
     const limit = setTimeout(() => {
       this.drop(ex);
       ready();
-      if (failures < 5) retry(1000 * 2 ** failures, lastEventId, failures + 1);
+      failed('head_timeout', lastEventId);
     }, this.acceptTimeoutMs);
     limit.unref();
     // Runs once the attempt's outcome is known (a head, a failure, close()) and stops that bound.
@@ -635,14 +657,14 @@ export class HttpUpstream implements UpstreamConnection {
         // last event. Broken off before any event: back off as for a failed connect, and give up
         // after 5 in a row, so a stream that breaks at once cannot loop.
         return this.consumeSse(undefined, abort, (parser, retryMs, how) => {
-          const failed = how.broke && how.events === 0;
-          if (failed && failures >= 5) return;
-          retry(failed ? Math.max(retryMs, 1000 * 2 ** failures) : Math.max(retryMs, MIN_RECONNECT_MS), parser.lastEventId ?? lastEventId, failed ? failures + 1 : 0);
+          const last = parser.lastEventId ?? lastEventId;
+          if (!how.broke || how.events > 0) retry(Math.max(retryMs, MIN_RECONNECT_MS), last, 0);
+          else failed('broken', last, retryMs);
         });
       },
       () => {
         settle();
-        if (failures < 5) retry(1000 * 2 ** failures, lastEventId, failures + 1);
+        failed('request_failed', lastEventId);
       },
       () => this.live.delete(ex),
     );

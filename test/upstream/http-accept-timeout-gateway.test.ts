@@ -8,8 +8,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Writable } from 'node:stream';
 import { gateway, post, rawSession } from '../helpers/gateway.js';
 import { until } from '../helpers/raw-http.js';
+import { createLogger } from '../../src/logger.js';
 
 interface Seen {
   method: string;
@@ -61,9 +63,17 @@ async function within<T>(p: Promise<T>, what: string, ms: number): Promise<T> {
   return Promise.race([p, late]).finally(() => clearTimeout(t));
 }
 
-test('servers.NAME.http.acceptTimeoutMs reaches the HTTP upstream: a standalone GET whose head never comes holds the session for that long only, its connection is closed, and tools/list is answered', async () => {
+test('servers.NAME.http.acceptTimeoutMs reaches the HTTP upstream: a standalone GET whose head never comes holds the session for that long only, its connection is closed, the operator is told, and tools/list is answered', async () => {
   const up = await noGetHeadUpstream();
-  const gw = await gateway({ transport: { shutdownGraceMs: 0 }, servers: { noget: { http: { url: up.url, acceptTimeoutMs: 300 } } } }, { bare: true });
+  const logs: Array<Record<string, unknown>> = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const line of chunk.toString().split('\n')) if (line.trim() !== '') logs.push(JSON.parse(line) as Record<string, unknown>);
+      done();
+    },
+  });
+  const logger = createLogger('info', sink);
+  const gw = await gateway({ transport: { shutdownGraceMs: 0 }, servers: { noget: { http: { url: up.url, acceptTimeoutMs: 300 } } } }, { bare: true, logger });
   try {
     const url = `${gw.url}/mcp/noget`;
     const t0 = performance.now();
@@ -90,6 +100,13 @@ test('servers.NAME.http.acceptTimeoutMs reaches the HTTP upstream: a standalone 
       up.seen.filter((s) => s.method !== 'GET').map((s) => s.method),
       ['initialize', 'notifications/initialized', 'tools/list'],
     );
+    // The operational log says what happened and when the stream is tried again.
+    const warned = logs.find((l) => /upstream GET stream failed/.test(String(l.msg)));
+    assert.ok(warned, `a warning about the GET stream, got ${JSON.stringify(logs.map((l) => l.msg))}`);
+    assert.equal(warned.level, 40);
+    assert.equal(warned.mount, 'noget');
+    assert.equal(warned.reason, 'head_timeout');
+    assert.equal(warned.retryInMs, 1000);
   } finally {
     await gw.close();
     await up.close();

@@ -13,7 +13,7 @@
 import { mock, test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { HttpUpstream, type HttpUpstreamOptions } from '../../src/upstream/http.js';
+import { HttpUpstream, type GetStreamFailure, type HttpUpstreamOptions } from '../../src/upstream/http.js';
 import { Http1Error, Http1Pool } from '../../src/upstream/http1.js';
 import type { JsonRpcId, JsonRpcMessage } from '../../src/pipeline/messages.js';
 import type { UpstreamCloseReason } from '../../src/upstream/connection.js';
@@ -541,6 +541,7 @@ test('a credential that names a framing header fails the request (no smuggled Tr
 
 test('a standalone GET stream that breaks before any event backs off and gives up; one that ends waits at least 500 ms even after retry: 0', async () => {
   let gets = 0;
+  const failures: GetStreamFailure[] = [];
   await run(
     (r) => {
       if (r.method === 'GET') {
@@ -551,13 +552,14 @@ test('a standalone GET stream that breaks before any event backs off and gives u
       }
       write(r.socket, jsonResponse(result(JSON.parse(r.body).id as number), 'Mcp-Session-Id: s-1\r\n'));
     },
-    {},
+    { onGetStreamFailed: (f) => failures.push(f) },
     async (h) => {
       await h.up.send(req(1, 'initialize'));
       await until(() => h.messages.length === 1, 'initialize');
       await h.up.afterInitialized();
       await delay(400);
       assert.equal(gets, 1, 'no reconnect within the first backoff second');
+      assert.deepEqual(failures, [{ reason: 'broken', failures: 1, retryInMs: 1000 }]);
     },
   );
   let cleanGets = 0;
@@ -579,6 +581,32 @@ test('a standalone GET stream that breaks before any event backs off and gives u
       await delay(300);
       assert.equal(cleanGets, 1, 'retry: 0 does not reconnect at once');
       await until(() => cleanGets === 2, 'the reconnect after 500 ms', 2000);
+      await h.up.close();
+    },
+  );
+});
+
+test('a standalone GET the upstream drops without an answer is reported as a failed request and tried again after a second', async () => {
+  let gets = 0;
+  const failures: GetStreamFailure[] = [];
+  await run(
+    (r) => {
+      if (r.method === 'GET') {
+        gets++;
+        r.socket.destroy();
+        return;
+      }
+      if (r.method === 'DELETE') return write(r.socket, 'HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n');
+      write(r.socket, jsonResponse(result(JSON.parse(r.body).id as number), 'Mcp-Session-Id: s-3\r\n'));
+    },
+    { onGetStreamFailed: (f) => failures.push(f) },
+    async (h) => {
+      await h.up.send(req(1, 'initialize'));
+      await until(() => h.messages.length === 1, 'initialize');
+      await h.up.afterInitialized();
+      await until(() => failures.length === 1, 'the failure reported');
+      assert.deepEqual(failures, [{ reason: 'request_failed', failures: 1, retryInMs: 1000 }]);
+      await until(() => gets === 2, 'the second attempt', 3000);
       await h.up.close();
     },
   );
@@ -1247,8 +1275,9 @@ test('a standalone GET whose head comes within acceptTimeoutMs is not aborted la
   );
 });
 
-test('a standalone GET whose head never comes is retried like a failed connect: after 1, 2, 4, 8, 16 s, each attempt aborted after acceptTimeoutMs, then given up', async () => {
+test('a standalone GET whose head never comes is retried like a failed connect: after 1, 2, 4, 8, 16 s, each attempt aborted after acceptTimeoutMs, then given up, each failure reported', async () => {
   const gets: net.Socket[] = [];
+  const failures: GetStreamFailure[] = [];
   // Polling on setImmediate: setTimeout is mocked here.
   const settle = async (cond: () => boolean, what: string): Promise<void> => {
     for (let i = 0; !cond(); i++) {
@@ -1263,7 +1292,7 @@ test('a standalone GET whose head never comes is retried like a failed connect: 
     (r) => {
       if (r.method === 'GET') gets.push(r.socket); // never answered
     },
-    { acceptTimeoutMs: 100 },
+    { acceptTimeoutMs: 100, onGetStreamFailed: (f) => failures.push(f) },
     async (h, srv) => {
       mock.timers.enable({ apis: ['setTimeout'] });
       try {
@@ -1291,6 +1320,11 @@ test('a standalone GET whose head never comes is retried like a failed connect: 
         mock.timers.tick(10 * 60_000);
         await idle();
         assert.equal(gets.length, 6, 'given up after 5 failed attempts in a row');
+        assert.deepEqual(
+          failures,
+          [1000, 2000, 4000, 8000, 16000, undefined].map((retryInMs, i) => ({ reason: 'head_timeout', failures: i + 1, retryInMs })),
+          'each failed attempt is reported with its retry delay, the last as given up',
+        );
         assert.equal(h.pool.size, 0, 'no aborted GET socket is kept');
         assert.deepEqual(h.closes, []);
       } finally {
