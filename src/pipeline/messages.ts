@@ -73,3 +73,22 @@ export function toMessage(v: unknown): JsonRpcMessage | string {
   }
   return o as unknown as JsonRpcMessage;
 }
+
+/** The lists a server may offer, by their capability name in the initialize result. */
+export const LIST_CAPABILITIES = ['tools', 'prompts', 'resources'] as const;
+export type ListCapability = (typeof LIST_CAPABILITIES)[number];
+
+/**
+ * The lists an initialize result declares (`capabilities.tools`, `.prompts`, `.resources` given
+ * as objects), each with its capability object; empty for anything else.
+ */
+export function declaredLists(result: unknown): Map<ListCapability, Record<string, unknown>> {
+  const out = new Map<ListCapability, Record<string, unknown>>();
+  const caps = (result as { capabilities?: unknown } | null | undefined)?.capabilities;
+  if (caps === null || typeof caps !== 'object') return out;
+  for (const k of LIST_CAPABILITIES) {
+    const c = (caps as Record<string, unknown>)[k];
+    if (c !== null && typeof c === 'object' && !Array.isArray(c)) out.set(k, c as Record<string, unknown>);
+  }
+  return out;
+}

@@ -19,7 +19,7 @@ import type { Logger } from '../logger.js';
 import type { MessageContext, MountRuntime, RequestContext, RequestObservation, SessionView, ToolDefinition } from '../pipeline/context.js';
 import type { Pipeline } from '../pipeline/compose.js';
 import type { JsonRpcId, JsonRpcMessage, JsonRpcNotification, JsonRpcRequest, JsonRpcResponse } from '../pipeline/messages.js';
-import { isRequest } from '../pipeline/messages.js';
+import { declaredLists, isRequest } from '../pipeline/messages.js';
 import type { Principal } from '../identity/types.js';
 import type { UpstreamCloseReason, UpstreamConnection, UpstreamHandlers } from '../upstream/connection.js';
 import { performance } from 'node:perf_hooks';
@@ -739,14 +739,7 @@ export class Session implements SessionView {
 
 /** The lists whose capability an initialize result declares (as application.quarantine marks them listChanged). */
 function listsIn(result: unknown): Set<string> {
-  const caps = (result as { capabilities?: unknown } | undefined)?.capabilities;
-  const lists = new Set<string>();
-  if (caps === null || typeof caps !== 'object') return lists;
-  for (const k of ['tools', 'prompts', 'resources']) {
-    const c = (caps as Record<string, unknown>)[k];
-    if (c !== null && typeof c === 'object' && !Array.isArray(c)) lists.add(k);
-  }
-  return lists;
+  return new Set(declaredLists(result).keys());
 }
 
 function idKey(id: JsonRpcId): string {

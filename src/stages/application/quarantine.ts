@@ -12,7 +12,7 @@
  */
 import { BastionError } from '../../errors.js';
 import type { Stage } from '../../pipeline/context.js';
-import { isRequest, isResponse } from '../../pipeline/messages.js';
+import { declaredLists, isRequest, isResponse } from '../../pipeline/messages.js';
 import type { Containment } from '../../containment/containment.js';
 
 export const QUARANTINE_STAGE = 'application.quarantine';
@@ -32,17 +32,13 @@ const GUARDED = new Set(['tools/call', 'prompts/get', 'resources/read']);
  */
 function declareListChanged<M extends { result?: unknown }>(msg: M): M {
   const result = msg.result as { capabilities?: Record<string, unknown> } | undefined;
-  const caps = result?.capabilities;
-  if (caps === null || typeof caps !== 'object') return msg;
-  const next: Record<string, unknown> = { ...caps };
-  let changed = false;
-  for (const k of ['tools', 'prompts', 'resources']) {
-    const c = caps[k];
-    if (c === null || typeof c !== 'object' || Array.isArray(c) || (c as { listChanged?: unknown }).listChanged === true) continue;
+  let next: Record<string, unknown> | undefined;
+  for (const [k, c] of declaredLists(result)) {
+    if (c.listChanged === true) continue;
+    next ??= { ...result!.capabilities };
     next[k] = { ...c, listChanged: true };
-    changed = true;
   }
-  return changed ? { ...msg, result: { ...result, capabilities: next } } : msg;
+  return next ? { ...msg, result: { ...result, capabilities: next } } : msg;
 }
 
 export function quarantineStage(deps: { containment: Containment }): Stage {
