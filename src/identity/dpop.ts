@@ -70,6 +70,8 @@ export class DpopNonces {
     secret: string | Buffer | undefined,
     private readonly rotateSeconds: number,
     private readonly now: () => number = Date.now,
+    /** Nonces of the key this one replaced, still accepted until `until` (ms). */
+    private readonly previous?: { nonces: DpopNonces; until: number },
   ) {
     this.secret = secret === undefined ? randomBytes(32) : typeof secret === 'string' ? Buffer.from(secret, 'utf8') : Buffer.from(secret);
   }
@@ -92,7 +94,12 @@ export class DpopNonces {
     // Evaluate both, no early exit.
     const a = safeEqual(nonce, this.forPeriod(p));
     const b = safeEqual(nonce, this.forPeriod(p - 1));
-    return a || b;
+    return a || b || (this.previous !== undefined && this.now() < this.previous.until && this.previous.nonces.isValid(nonce));
+  }
+
+  /** This key's nonces, still accepting those of `replaced` for as long as they were valid (two periods). */
+  static replacing(replaced: DpopNonces, secret: Buffer, rotateSeconds: number, now: () => number): DpopNonces {
+    return new DpopNonces(secret, rotateSeconds, now, { nonces: replaced, until: now() + 2 * rotateSeconds * 1000 });
   }
 }
 
@@ -111,6 +118,8 @@ export interface DpopNoncesLoaderOptions {
   store: StateStore;
   rotateSeconds: number;
   now?: () => number;
+  /** How often (ms) a replica checks that its key is still the one in the store (default 30000). */
+  resyncMs?: number;
 }
 
 function nonceKeyUnavailable(err: unknown): BastionError {
@@ -144,8 +153,12 @@ function decodeStoredKey(v: string): Buffer {
  * - `secret` configured: that secret (the store is not touched);
  * - shared store (Redis): one random 32-byte key for every replica, created by the first replica
  *   that needs it with an atomic `getOrCreate` and read by the others; kept without expiry (the
- *   replicas must agree for as long as any runs). To rotate it, delete the key and restart every
- *   replica together;
+ *   replicas must agree for as long as any runs). Every `resyncMs` each replica offers its key
+ *   again (`getOrCreate`, in the background): if the store lost it (a Redis without
+ *   persistence restarted), the first replica to check puts it back and the others find it
+ *   unchanged; if the store holds another one (a replica started while it was gone created it,
+ *   or an operator deleted it to rotate), they all take that one, still accepting nonces of the
+ *   key it replaced for two periods. A check that fails keeps the key the replica has;
  * - otherwise (memory store): random for this process, as before.
  *
  * The loader starts at once (so the key is usually there before the first request) and is
@@ -160,8 +173,34 @@ export function dpopNoncesLoader(opts: DpopNoncesLoaderOptions): () => Promise<D
     const fixed = Promise.resolve(new DpopNonces(secret, rotateSeconds, now));
     return () => fixed;
   }
+  const resyncMs = opts.resyncMs ?? 30_000;
   let loading: Promise<DpopNonces> | undefined;
+  /** The key in use, once loaded, and when the store last confirmed it. */
+  let held: { nonces: DpopNonces; key: string; checkedAt: number } | undefined;
+  let resyncing = false;
+  const resync = (h: NonNullable<typeof held>): void => {
+    resyncing = true;
+    store
+      .getOrCreate(DPOP_NONCE_STORE_KEY, h.key)
+      .then((stored) => {
+        if (stored === h.key) {
+          h.checkedAt = now();
+          return;
+        }
+        const nonces = DpopNonces.replacing(h.nonces, decodeStoredKey(stored), rotateSeconds, now);
+        held = { nonces, key: stored, checkedAt: now() };
+        loading = Promise.resolve(nonces);
+      })
+      .catch(() => {
+        // Unreachable, or a malformed value: keep the key this replica has, check again later.
+        h.checkedAt = now();
+      })
+      .finally(() => {
+        resyncing = false;
+      });
+  };
   const load = (): Promise<DpopNonces> => {
+    if (held !== undefined && !resyncing && now() - held.checkedAt >= resyncMs) resync(held);
     if (loading) return loading;
     const p = (async () => {
       let stored: string;
@@ -170,7 +209,9 @@ export function dpopNoncesLoader(opts: DpopNoncesLoaderOptions): () => Promise<D
       } catch (err) {
         throw isBastionError(err) && err.code !== 'ERR_BASTION_STATE_UNAVAILABLE' ? err : nonceKeyUnavailable(err);
       }
-      return new DpopNonces(decodeStoredKey(stored), rotateSeconds, now);
+      const nonces = new DpopNonces(decodeStoredKey(stored), rotateSeconds, now);
+      held = { nonces, key: stored, checkedAt: now() };
+      return nonces;
     })();
     loading = p;
     // A failure is not cached: the next request tries the store again.

@@ -13,7 +13,7 @@ import { calculateJwkThumbprint, SignJWT } from 'jose';
 import { Redis } from 'ioredis';
 import { toWire, type BastionError } from '../../src/errors.js';
 import { identityStage, IDENTITY_STAGE, type IdentityLocals } from '../../src/stages/identity/authenticate.js';
-import { DPOP_NONCE_STORE_KEY } from '../../src/identity/dpop.js';
+import { DPOP_NONCE_STORE_KEY, dpopNoncesLoader } from '../../src/identity/dpop.js';
 import { checkIdentityConfig } from '../../src/identity/startup.js';
 import { MemoryStateStore } from '../../src/stores/memory.js';
 import { RedisStateStore } from '../../src/stores/redis.js';
@@ -241,4 +241,75 @@ test('start-up warning: only without a secret AND without a shared store', () =>
     raw.state = { type: 'memory' };
   });
   assert.ok(!checkIdentityConfig(off).warnings.some((w) => w.includes('nonce')), 'nonces off: no warning');
+});
+
+test('a key the store lost comes back from the replicas; a key that changed in the store is taken by every replica, the old nonces accepted for two periods', async () => {
+  const prefix = testPrefix('dpop-nonce-resync');
+  let t = Date.UTC(2026, 10, 27, 12, 0, 0);
+  const now = (): number => t;
+  const opts = { secret: undefined, rotateSeconds: 60, now, resyncMs: 1000 };
+  const a = dpopNoncesLoader({ ...opts, store: await redisStore(prefix) });
+  const b = dpopNoncesLoader({ ...opts, store: await redisStore(prefix) });
+  const na = (await a()).current();
+  assert.equal((await b()).current(), na);
+  const raw = new Redis(LOCAL_REDIS);
+  cleanup.push(async () => void (await raw.quit()));
+  const redisKey = `${prefix}k:${DPOP_NONCE_STORE_KEY}`;
+  const original = await raw.get(redisKey);
+  assert.ok(original !== null);
+  /** Call the loader until `cond` holds of what it gives (the check runs in the background). */
+  const settle = async (load: typeof a, cond: (n: Awaited<ReturnType<typeof a>>) => boolean, what: string): Promise<void> => {
+    for (let i = 0; i < 200; i++) {
+      if (cond(await load())) return;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    assert.fail(`timed out waiting for ${what}`);
+  };
+
+  // 1. Redis lost the key (a restart without persistence): the first replica to check puts it back.
+  await raw.del(redisKey);
+  t += 1000;
+  await a();
+  for (let i = 0; i < 200 && (await raw.get(redisKey)) === null; i++) await new Promise((r) => setTimeout(r, 5));
+  assert.equal(await raw.get(redisKey), original, 'the replica put its key back');
+  await b();
+  assert.equal((await a()).current(), na);
+  assert.equal((await b()).current(), na);
+
+  // 2. Lost again, and a replica that starts meanwhile creates another key: the others take it.
+  await raw.del(redisKey);
+  const c = dpopNoncesLoader({ ...opts, store: await redisStore(prefix) });
+  const nc = (await c()).current();
+  assert.notEqual(nc, na, 'the new replica made its own key');
+  assert.equal((await a()).isValid(nc), false, 'before the check, the old replicas refuse its nonces');
+  t += 1000;
+  await settle(a, (n) => n.isValid(nc), 'replica a to take the new key');
+  await settle(b, (n) => n.isValid(nc), 'replica b to take the new key');
+  assert.equal((await a()).current(), nc, 'a hands out nonces under the new key');
+  assert.equal((await a()).isValid(na), true, 'nonces of the replaced key are still accepted for a while');
+  assert.equal((await c()).isValid(na), false, 'the new replica never had the old key');
+  t += 2 * 60_000 + 1;
+  assert.equal((await a()).isValid(na), false, 'and no longer after two periods');
+  assert.equal((await a()).isValid((await c()).current()), true);
+
+  // 3. The store unreachable at a check: the key in hand stays in use, no refusal.
+  const real = await redisStore(prefix);
+  let down = false;
+  let checks = 0;
+  const flaky = Object.create(real) as RedisStateStore;
+  flaky.getOrCreate = (k: string, v: string) => {
+    checks++;
+    return down ? Promise.reject(new Error('connection refused')) : real.getOrCreate(k, v);
+  };
+  const d = dpopNoncesLoader({ ...opts, store: flaky });
+  const nd = (await d()).current();
+  assert.equal(nd, (await c()).current());
+  down = true;
+  t += 1000;
+  await d();
+  await settle(d, () => checks === 2, 'the failed check');
+  await new Promise((r) => setTimeout(r, 10));
+  const after = await d();
+  assert.equal(after.current(), nd, 'the key in hand stays in use');
+  assert.equal(after.isValid(nd), true);
 });
