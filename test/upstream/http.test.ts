@@ -539,19 +539,24 @@ test('a credential that names a framing header fails the request (no smuggled Tr
   );
 });
 
+/** An upstream that answers POSTs (session `sid`) and DELETE, and hands each GET to `onGet`. */
+function withGet(sid: string, onGet: (r: RawRequest) => void): (r: RawRequest) => void {
+  return (r) => {
+    if (r.method === 'GET') return onGet(r);
+    if (r.method === 'DELETE') return write(r.socket, 'HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n');
+    write(r.socket, jsonResponse(result(JSON.parse(r.body).id as number), `Mcp-Session-Id: ${sid}\r\n`));
+  };
+}
+
 test('a standalone GET stream that breaks before any event backs off and gives up; one that ends waits at least 500 ms even after retry: 0', async () => {
   let gets = 0;
   const failures: GetStreamFailure[] = [];
   await run(
-    (r) => {
-      if (r.method === 'GET') {
-        gets++;
-        // A head, retry: 0, then a broken chunk line: the stream breaks at once.
-        write(r.socket, 'HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\nc\r\nretry: 0\n\n\r\nzz\r\n');
-        return;
-      }
-      write(r.socket, jsonResponse(result(JSON.parse(r.body).id as number), 'Mcp-Session-Id: s-1\r\n'));
-    },
+    withGet('s-1', (r) => {
+      gets++;
+      // A head, retry: 0, then a broken chunk line: the stream breaks at once.
+      write(r.socket, 'HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\nc\r\nretry: 0\n\n\r\nzz\r\n');
+    }),
     { onGetStreamFailed: (f) => failures.push(f) },
     async (h) => {
       await h.up.send(req(1, 'initialize'));
@@ -564,15 +569,10 @@ test('a standalone GET stream that breaks before any event backs off and gives u
   );
   let cleanGets = 0;
   await run(
-    (r) => {
-      if (r.method === 'GET') {
-        cleanGets++;
-        write(r.socket, 'HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: 12\r\n\r\nretry: 0\n\n\n\n');
-        return;
-      }
-      if (r.method === 'DELETE') return write(r.socket, 'HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n');
-      write(r.socket, jsonResponse(result(JSON.parse(r.body).id as number), 'Mcp-Session-Id: s-2\r\n'));
-    },
+    withGet('s-2', (r) => {
+      cleanGets++;
+      write(r.socket, 'HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: 12\r\n\r\nretry: 0\n\n\n\n');
+    }),
     {},
     async (h) => {
       await h.up.send(req(1, 'initialize'));
@@ -590,15 +590,10 @@ test('a standalone GET the upstream drops without an answer is reported as a fai
   let gets = 0;
   const failures: GetStreamFailure[] = [];
   await run(
-    (r) => {
-      if (r.method === 'GET') {
-        gets++;
-        r.socket.destroy();
-        return;
-      }
-      if (r.method === 'DELETE') return write(r.socket, 'HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n');
-      write(r.socket, jsonResponse(result(JSON.parse(r.body).id as number), 'Mcp-Session-Id: s-3\r\n'));
-    },
+    withGet('s-3', (r) => {
+      gets++;
+      r.socket.destroy();
+    }),
     { onGetStreamFailed: (f) => failures.push(f) },
     async (h) => {
       await h.up.send(req(1, 'initialize'));
