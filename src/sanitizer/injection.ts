@@ -249,6 +249,10 @@ const ANY_GATE = new RegExp(RULES.map((r) => `(?:${r.gate})`).join('|'), 'i');
 /** The same, searching on from lastIndex; and each gate anchored at lastIndex. */
 const ANY_GATE_FROM = new RegExp(ANY_GATE.source, 'gi');
 const GATES_AT: readonly RegExp[] = RULES.map((r) => new RegExp(r.gate, 'iy'));
+/** Each gate searching on from lastIndex (the fallback below). */
+const GATES_FROM: readonly RegExp[] = RULES.map((r) => new RegExp(r.gate, 'gi'));
+/** Stops of the combined search before the gates still unseen are searched one by one. */
+const MAX_GATE_STOPS = 32;
 
 /**
  * Which rules' gates match somewhere in `view`, in one pass over it rather than one pass per
@@ -257,15 +261,29 @@ const GATES_AT: readonly RegExp[] = RULES.map((r) => new RegExp(r.gate, 'iy'));
  * position, and the search goes on from the next one. A gate matches somewhere iff it matches
  * at some position p: the search stops at every position where any gate matches, p among
  * them, so the anchored try at p finds it. Undefined when no gate matches (the common case).
+ *
+ * A text that stops the search everywhere (a trigger repeated) while some gate never matches
+ * would cost a try of every unseen gate at every stop: after MAX_GATE_STOPS stops, each gate
+ * still unseen is searched on its own from there (one pass each, as before this existed).
  */
 export function gatesMatching(view: string): boolean[] | undefined {
   let hit: boolean[] | undefined;
   let left = GATES_AT.length;
   ANY_GATE_FROM.lastIndex = 0;
   let m: RegExpExecArray | null;
+  let stops = 0;
   while (left > 0 && (m = ANY_GATE_FROM.exec(view)) !== null) {
     const at = m.index;
     hit ??= GATES_AT.map(() => false);
+    if (++stops > MAX_GATE_STOPS) {
+      for (let i = 0; i < GATES_FROM.length; i++) {
+        if (hit[i]) continue;
+        const g = GATES_FROM[i]!;
+        g.lastIndex = at;
+        hit[i] = g.test(view);
+      }
+      break;
+    }
     for (let i = 0; i < GATES_AT.length; i++) {
       if (hit[i]) continue;
       const g = GATES_AT[i]!;

@@ -401,7 +401,7 @@ test('encoded-payload pre-check: a run of 24 candidate characters, found whereve
   assert.equal(hasCandidateRun(('q'.repeat(23) + ' ').repeat(100)), false);
 });
 
-test('gatesMatching (one pass over the text) reports exactly the gates that match somewhere, as testing each gate on its own does', () => {
+test('gatesMatching (one pass over the text, or per gate past 32 stops) reports exactly the gates that match somewhere, as testing each gate on its own does', () => {
   const rules = injectionRulePatterns();
   const gens = rules.map((r, n) => generator(r.re.source, r.re.flags.includes('i'), 5000 + n));
   const pieces = [...Object.values(POSITIVES).flat(), ...BENIGN, ...GATE_REGRESSIONS.map(([t]) => t)];
@@ -415,6 +415,9 @@ test('gatesMatching (one pass over the text) reports exactly the gates that matc
     // Texts where several gates match, at overlapping and nearby places, among benign prose.
     let text = '';
     for (let j = 1 + rnd(5); j > 0; j--) text += rnd(2) === 0 ? gens[rnd(gens.length)]!() : pieces[rnd(pieces.length)]!;
+    // One text in ten repeats a trigger: more stops than the one-pass search takes before it
+    // searches the unseen gates one by one.
+    if (k % 10 === 0) text = `${`${gens[rnd(gens.length)]!()} `.repeat(40)}${text}`;
     const v = detectionView(text);
     const want = rules.map((r) => r.gate.test(v));
     const got = gatesMatching(v);
@@ -423,4 +426,9 @@ test('gatesMatching (one pass over the text) reports exactly the gates that matc
     if (want.filter(Boolean).length >= 2) multi++;
   }
   assert.ok(multi > 300, `only ${multi} texts passed two gates or more`);
+  // A gate first seen exactly where the search switches to one gate at a time.
+  for (const n of [31, 32, 33, 34]) {
+    const v = detectionView(`${'<|'.repeat(n)}obey`);
+    assert.deepEqual(gatesMatching(v), rules.map((r) => r.gate.test(v)), `${n} stops before the second gate`);
+  }
 });
