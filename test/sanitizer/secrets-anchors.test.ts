@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { prng } from '../helpers/prng.js';
 import { readFileSync } from 'node:fs';
-import { findSecrets, findSecretsEveryPosition } from '../../src/sanitizer/secrets.js';
+import { findSecrets, findSecretsEveryPosition, HintScan, secretHintsPresent } from '../../src/sanitizer/secrets.js';
 
 
 const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/_-.=~';
@@ -76,4 +76,37 @@ test('the gate skips nothing it must not: an assignment with a long value after 
   const nested = `{"cfg":"{\\"sourcegraph_token\\":\\"${value}0f3e\\"}"}`;
   assert.deepEqual(findSecrets(nested), findSecretsEveryPosition(nested));
   assert.ok(findSecrets(nested).some((m) => m.type === 'vendor-token'), nested);
+});
+
+test('the one-scan hint search finds exactly the hints `includes` finds, in random and long texts and past its stop budget', () => {
+  const rand = prng(11);
+  const texts: string[] = [readFileSync('README.md', 'utf8'), readFileSync('src/sanitizer/secrets.ts', 'utf8')];
+  for (let i = 0; i < 3000; i++) texts.push(randomText(rand));
+  // A short hint over and over (more stops than the budget), then the other hints.
+  const all = secretHintsPresent('').all;
+  texts.push(`${'gh '.repeat(100)}${all.cased.join(' ')}`, `${'s.'.repeat(200)}sk-ant-`, `${'sk-'.repeat(80)}sk-ant-x`);
+  let many = 0;
+  for (const text of texts) {
+    const got = secretHintsPresent(text);
+    const lower = text.toLowerCase();
+    assert.deepEqual(got.cased, all.cased.filter((h) => text.includes(h)), JSON.stringify(text.slice(0, 200)));
+    assert.deepEqual(got.lower, all.lower.filter((h) => lower.includes(h)), JSON.stringify(text.slice(0, 200)));
+    if (got.cased.length + got.lower.length > 3) many++;
+  }
+  assert.ok(many > 500, `only ${many} texts held more than three hints`);
+});
+
+test('HintScan: hints that are prefixes of each other, overlapping occurrences, and the switch to one search per hint', () => {
+  const rand = prng(5);
+  for (const hints of [['a', 'ab', 'abc', 'b', 'bcd', 'cd', 'dd'], ['abc', 'ab', 'a', 'dd', 'cd', 'bcd', 'b'], ['x-', 'x-y-', 'y', '.', 'y.']]) {
+    for (const maxStops of [0, 1, 3, 64]) {
+      const scan = new HintScan(hints, maxStops);
+      const chars = [...new Set(hints.join(''))].join('') + 'z';
+      for (let i = 0; i < 2000; i++) {
+        let t = '';
+        for (let n = Math.floor(rand() * 30); n > 0; n--) t += chars[Math.floor(rand() * chars.length)];
+        assert.deepEqual([...scan.present(t)].sort(), hints.filter((h) => t.includes(h)).sort(), `${JSON.stringify(hints)} stops ${maxStops}: ${JSON.stringify(t)}`);
+      }
+    }
+  }
 });
