@@ -248,8 +248,18 @@ test('a key the store lost comes back from the replicas; a key that changed in t
   let t = Date.UTC(2026, 10, 27, 12, 0, 0);
   const now = (): number => t;
   const opts = { secret: undefined, rotateSeconds: 60, now, resyncMs: 1000 };
-  const a = dpopNoncesLoader({ ...opts, store: await redisStore(prefix) });
-  const b = dpopNoncesLoader({ ...opts, store: await redisStore(prefix) });
+  /** A store whose getOrCreate calls are counted once they are answered (the checks run in the background). */
+  const counted = async (): Promise<{ store: RedisStateStore; done: () => number }> => {
+    const real = await redisStore(prefix);
+    let n = 0;
+    const store = Object.create(real) as RedisStateStore;
+    store.getOrCreate = (k: string, v: string) => real.getOrCreate(k, v).finally(() => void n++);
+    return { store, done: () => n };
+  };
+  const sa = await counted();
+  const sb = await counted();
+  const a = dpopNoncesLoader({ ...opts, store: sa.store });
+  const b = dpopNoncesLoader({ ...opts, store: sb.store });
   const na = (await a()).current();
   assert.equal((await b()).current(), na);
   const raw = new Redis(LOCAL_REDIS);
@@ -273,6 +283,7 @@ test('a key the store lost comes back from the replicas; a key that changed in t
   for (let i = 0; i < 200 && (await raw.get(redisKey)) === null; i++) await new Promise((r) => setTimeout(r, 5));
   assert.equal(await raw.get(redisKey), original, 'the replica put its key back');
   await b();
+  await settle(b, () => sa.done() === 2 && sb.done() === 2, 'both replicas to have checked');
   assert.equal((await a()).current(), na);
   assert.equal((await b()).current(), na);
 
