@@ -591,15 +591,6 @@ function literal(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&');
 }
 
-/**
- * The first test on every text: a rule can only match where one of its hints occurs (the typed
- * rules' and the generic rule's hints, the private-key and service-account markers), and the
- * vendor and high-entropy rules only where ASSIGNED_VALUE does. Text with none of them (most
- * short values: names, ids, prose snippets) has no secret, and one scan for all hints costs a
- * fraction of testing each rule's hints in turn. Built from the rules, so a new rule's hints are in.
- */
-const CASE_HINTS = new RegExp([...TYPED.flatMap((r) => r.hints ?? []), ...(GENERIC.hints ?? []), 'PRIVATE KEY', 'service_account'].map(literal).join('|'));
-const LOWER_HINTS = new RegExp([...TYPED.flatMap((r) => r.lowerHints ?? []), ...(GENERIC.lowerHints ?? [])].map(literal).join('|'));
 for (const r of [...TYPED, GENERIC]) {
   if (r.hints === undefined && r.lowerHints === undefined) throw new Error(`secret rule ${r.type} has no hints: the first test in find() would skip it`);
 }
@@ -620,12 +611,19 @@ interface HintsPresent {
  */
 export class HintScan {
   private readonly scan: RegExp;
+  private readonly anyHint: RegExp;
   private readonly prefixes = new Map<string, readonly string[]>();
   private readonly hints: readonly string[];
   constructor(hints: readonly string[], private readonly maxStops = 64) {
     this.hints = [...new Set(hints)].sort((a, b) => b.length - a.length);
     this.scan = new RegExp(this.hints.map(literal).join('|'), 'g');
+    this.anyHint = new RegExp(this.scan.source);
     for (const h of this.hints) this.prefixes.set(h, this.hints.filter((p) => h.startsWith(p)));
+  }
+
+  /** Some hint occurs in `s` (stops at the first). */
+  any(s: string): boolean {
+    return this.anyHint.test(s);
   }
 
   list(): string[] {
@@ -649,8 +647,13 @@ export class HintScan {
     return found;
   }
 }
-// Not the high-entropy rule's `=` and `:`: in JSON and code they are everywhere (it keeps `includes`).
-const CASED_SCAN = new HintScan([...TYPED, GENERIC].flatMap((r) => r.hints ?? []));
+/**
+ * The typed rules' and the generic rule's hints, with the private-key and service-account
+ * markers (in the text as given, and in its lower-case form). Not the high-entropy rule's `=` and
+ * `:`: in JSON and code they are everywhere (that rule keeps `includes`, behind ASSIGNED_VALUE).
+ * Built from the rules, so a new rule's hints are in.
+ */
+const CASED_SCAN = new HintScan([...[...TYPED, GENERIC].flatMap((r) => r.hints ?? []), 'PRIVATE KEY', 'service_account']);
 const LOWER_SCAN = new HintScan([...TYPED, GENERIC].flatMap((r) => r.lowerHints ?? []));
 
 /** Test hook: the hints the one-scan search finds in a text, and every hint it looks for. */
@@ -664,13 +667,19 @@ export function secretHintsPresent(text: string): { cased: string[]; lower: stri
 
 function find(text: string, everyPosition: boolean): SecretMatch[] {
   const lower = text.toLowerCase();
-  if (!everyPosition && !CASE_HINTS.test(text) && !LOWER_HINTS.test(lower) && !ASSIGNED_VALUE.test(text)) return [];
+  // Long texts: which hints occur, in one scan each; short ones: a few `includes` per rule cost
+  // less. (The every-position reference keeps `includes`: it is what the scan is compared with.)
+  const present: HintsPresent | undefined = !everyPosition && text.length > 256 ? { cased: CASED_SCAN.present(text), lower: LOWER_SCAN.present(lower) } : undefined;
+  // The first test: a rule can only match where one of its hints occurs, and the vendor and
+  // high-entropy rules only where ASSIGNED_VALUE does. Text with none of them (most short values:
+  // names, ids, prose snippets) has no secret.
+  if (!everyPosition && !ASSIGNED_VALUE.test(text)) {
+    const hinted = present ? present.cased.size > 0 || present.lower.size > 0 : CASED_SCAN.any(text) || LOWER_SCAN.any(lower);
+    if (!hinted) return [];
+  }
   const typed: SecretMatch[] = [];
   findPrivateKeys(text, typed);
   findServiceAccountKeys(text, typed);
-  // Short texts: a few `includes` cost less than a scan. (The every-position reference keeps
-  // `includes`: it is what the scan is compared with.)
-  const present: HintsPresent | undefined = !everyPosition && text.length > 256 ? { cased: CASED_SCAN.present(text), lower: LOWER_SCAN.present(lower) } : undefined;
   for (const rule of TYPED) runRule(rule, text, lower, typed, everyPosition, present);
   const assigned = everyPosition || ASSIGNED_VALUE.test(text);
   // After the typed rules: a vendor's own format wins on the same span.
