@@ -243,11 +243,11 @@ const RULES: readonly Rule[] = [
   },
 ];
 
-const GATES: readonly RegExp[] = RULES.map((r) => new RegExp(r.gate, 'i'));
-/** Any rule's gate: text that passes none of them cannot match any rule (the common case). */
-const ANY_GATE = new RegExp(RULES.map((r) => `(?:${r.gate})`).join('|'), 'i');
-/** The same, searching on from lastIndex; and each gate anchored at lastIndex. */
-const ANY_GATE_FROM = new RegExp(ANY_GATE.source, 'gi');
+/**
+ * Any rule's gate, searching on from lastIndex: text that passes none of them cannot match any
+ * rule (the common case). And each gate anchored at lastIndex.
+ */
+const ANY_GATE_FROM = new RegExp(RULES.map((r) => `(?:${r.gate})`).join('|'), 'gi');
 const GATES_AT: readonly RegExp[] = RULES.map((r) => new RegExp(r.gate, 'iy'));
 /** Each gate searching on from lastIndex (the fallback below). */
 const GATES_FROM: readonly RegExp[] = RULES.map((r) => new RegExp(r.gate, 'gi'));
@@ -303,12 +303,12 @@ export function gatesMatching(view: string): boolean[] | undefined {
  * necessary condition of its pattern).
  */
 export function injectionRulePatterns(): Array<{ id: string; severity: Severity; re: RegExp; gate: RegExp }> {
-  return RULES.map((r, i) => ({ id: r.id, severity: r.severity, re: new RegExp(r.re.source, r.re.flags), gate: new RegExp(GATES[i]!.source, GATES[i]!.flags) }));
+  return RULES.map((r) => ({ id: r.id, severity: r.severity, re: new RegExp(r.re.source, r.re.flags), gate: new RegExp(r.gate, 'i') }));
 }
 
 /** Any rule's gate matches `text` (for the same test). */
 export function anyInjectionGate(text: string): boolean {
-  return ANY_GATE.test(text);
+  return gatesMatching(text) !== undefined;
 }
 
 /** Rule ids and severities, for documentation and the eval. */

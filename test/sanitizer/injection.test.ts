@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { anyInjectionGate, detectInjection, detectionView, hasCandidateRun, injectionRulePatterns, gatesMatching, INJECTION_RULES } from '../../src/sanitizer/injection.js';
 import { SEVERITY_RANK } from '../../src/sanitizer/types.js';
+import { prng } from '../helpers/prng.js';
 
 /** Rules that fire at or above medium (what the default policy acts on). */
 function acted(text: string): string[] {
@@ -405,11 +406,8 @@ test('gatesMatching (one pass over the text, or per gate past 32 stops) reports 
   const rules = injectionRulePatterns();
   const gens = rules.map((r, n) => generator(r.re.source, r.re.flags.includes('i'), 5000 + n));
   const pieces = [...Object.values(POSITIVES).flat(), ...BENIGN, ...GATE_REGRESSIONS.map(([t]) => t)];
-  let seed = 77;
-  const rnd = (n: number): number => {
-    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
-    return seed % n;
-  };
+  const rand = prng(77);
+  const rnd = (n: number): number => Math.floor(rand() * n);
   let multi = 0;
   for (let k = 0; k < 3000; k++) {
     // Texts where several gates match, at overlapping and nearby places, among benign prose.
