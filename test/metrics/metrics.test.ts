@@ -107,33 +107,17 @@ test('metrics.token: no or a wrong bearer token gets 401 and an audit record; th
 
 test('metrics.token from a file is rotated without a restart: the new token is in force within about a second, the old one refused; a vanished file refuses every scrape', async () => {
   const { gateway } = await import('../helpers/gateway.js');
-  const { mkdtempSync, writeFileSync, renameSync, rmSync } = await import('node:fs');
-  const { tmpdir } = await import('node:os');
-  const { join } = await import('node:path');
-  const dir = mkdtempSync(join(tmpdir(), 'bastion-metrics-token-'));
-  const file = join(dir, 'token');
-  writeFileSync(file, 'old-scrape-token-0123456789\n');
-  const gw = await gateway({ servers: {}, metrics: { token: { file } } } as never);
-  const scrape = async (t: string): Promise<number> => (await fetch(`${gw.url}/metrics`, { headers: { authorization: `Bearer ${t}` } })).status;
-  const eventually = async (t: string, status: number): Promise<void> => {
-    const deadline = Date.now() + 5_000;
-    while ((await scrape(t)) !== status) {
-      if (Date.now() > deadline) assert.fail(`${t.slice(0, 3)}… never got ${status}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  };
+  const { checkTokenFileRotation, tokenFile } = await import('../helpers/token-file.js');
+  const t = tokenFile('old-scrape-token-0123456789');
+  const gw = await gateway({ servers: {}, metrics: { token: { file: t.file } } } as never);
   try {
-    assert.equal(await scrape('old-scrape-token-0123456789'), 200);
-    writeFileSync(join(dir, 'token.new'), 'new-scrape-token-9876543210\n');
-    renameSync(join(dir, 'token.new'), file);
-    await eventually('new-scrape-token-9876543210', 200);
-    assert.equal(await scrape('old-scrape-token-0123456789'), 401, 'the old token is refused once the new one is in force');
-    rmSync(file);
-    await eventually('new-scrape-token-9876543210', 401);
-    writeFileSync(file, 'third-scrape-token-000000\n');
-    await eventually('third-scrape-token-000000', 200);
+    await checkTokenFileRotation(t, async (token) => (await fetch(`${gw.url}/metrics`, { headers: { authorization: `Bearer ${token}` } })).status, {
+      initial: 'old-scrape-token-0123456789',
+      next: 'new-scrape-token-9876543210',
+      third: 'third-scrape-token-000000',
+    });
   } finally {
     await gw.close();
-    rmSync(dir, { recursive: true, force: true });
+    t.remove();
   }
 });
