@@ -1,7 +1,26 @@
 /**
- * Pieces for tests that play an HTTP/1.1 server byte by byte (test/upstream): polling helpers and
- * a parser for the simple, never pipelined requests of the gateway's upstream client.
+ * Pieces for tests that play an HTTP/1.1 server (test/upstream, test/session): listening on
+ * loopback, polling helpers and a parser for the simple, never pipelined requests of the
+ * gateway's upstream client.
  */
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+/**
+ * Listen on a free loopback port; `close()` drops every connection (kept-alive ones included)
+ * and waits for the server to close.
+ */
+export async function listenLoopback(server: Server): Promise<{ port: number; close(): Promise<void> }> {
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: (server.address() as AddressInfo).port,
+    async close() {
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
+
 export const delay = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export async function until(cond: () => boolean, what: string, timeoutMs = 1000): Promise<void> {

@@ -6,9 +6,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { gateway, post, rawSession } from '../helpers/gateway.js';
-import { until } from '../helpers/raw-http.js';
+import { listenLoopback, until } from '../helpers/raw-http.js';
 
 interface Seen {
   method: string;
@@ -39,15 +38,8 @@ async function hungUpstream(): Promise<{ url: string; seen: Seen[]; close(): Pro
       // tools/call and notifications/cancelled: never answered, never accepted.
     });
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/mcp`,
-    seen,
-    async close() {
-      server.closeAllConnections();
-      await new Promise<void>((r) => server.close(() => r()));
-    },
-  };
+  const { port, close } = await listenLoopback(server);
+  return { url: `http://127.0.0.1:${port}/mcp`, seen, close };
 }
 
 test('a cancellation the upstream never accepts: the client still gets 202 (after the grace, not an error), the upstream got it with its own id, the hung call is closed', async () => {

@@ -7,10 +7,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { gateway, post, rawSession } from '../helpers/gateway.js';
-import { until } from '../helpers/raw-http.js';
+import { listenLoopback, until } from '../helpers/raw-http.js';
 import { createLogger } from '../../src/logger.js';
 
 interface Seen {
@@ -43,15 +42,8 @@ async function noGetHeadUpstream(): Promise<{ url: string; seen: Seen[]; close()
       res.writeHead(200, { 'content-type': 'application/json', 'mcp-session-id': 'up-1' }).end(JSON.stringify({ jsonrpc: '2.0', id: m.id, result }));
     });
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/mcp`,
-    seen,
-    async close() {
-      server.closeAllConnections();
-      await new Promise<void>((r) => server.close(() => r()));
-    },
-  };
+  const { port, close } = await listenLoopback(server);
+  return { url: `http://127.0.0.1:${port}/mcp`, seen, close };
 }
 
 /** `p`, or a rejection naming `what` if it has not settled within `ms` (a hang fails the test). */
