@@ -11,14 +11,16 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { post, ROOT } from '../helpers/gateway.js';
+import { freePort } from '../helpers/raw-http.js';
 
 const run = promisify(execFile);
 const CLI = resolve(ROOT, 'src/cli/main.ts');
 
 test('bastion dev: authentication required, the printed recipe works, dev.json has the facts', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'bastion-dev-'));
-  const port = 22000 + Math.floor(Math.random() * 10000);
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'dev', '--port', String(port), '--as-port', String(port + 1), '--state-dir', dir], {
+  const port = await freePort();
+  const asPort = await freePort();
+  const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'dev', '--port', String(port), '--as-port', String(asPort), '--state-dir', dir], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -45,7 +47,7 @@ test('bastion dev: authentication required, the printed recipe works, dev.json h
 
     const facts = JSON.parse(readFileSync(join(dir, 'dev.json'), 'utf8'));
     assert.equal(facts.mcpUrls.notes, url);
-    assert.equal(facts.issuer, `http://127.0.0.1:${port + 1}`);
+    assert.equal(facts.issuer, `http://127.0.0.1:${asPort}`);
 
     // Without a token: 401 with the resource metadata the client needs to find the AS.
     const init = { jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 't', version: '1' } } };

@@ -10,6 +10,7 @@ import { startGateway, type Gateway, type GatewayOptions } from '../../src/serve
 import { startGatewayFromConfig } from '../../src/gateway.js';
 import { createLogger } from '../../src/logger.js';
 import type { ConfigInput } from '../../src/config/schema.js';
+import { freePort } from './raw-http.js';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -101,7 +102,7 @@ export async function stopProcess(child: ChildProcess): Promise<void> {
 
 /** Start @modelcontextprotocol/server-everything in Streamable HTTP mode on a free port. */
 export async function everythingHttp(): Promise<{ url: string; child: ChildProcess }> {
-  const port = 20000 + Math.floor(Math.random() * 20000);
+  const port = await freePort();
   const child = await startProcess(process.execPath, [resolve(ROOT, 'node_modules/@modelcontextprotocol/server-everything/dist/index.js'), 'streamableHttp'], {
     env: { ...process.env, PORT: String(port) },
     ready: /listening on port/i,

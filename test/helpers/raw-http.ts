@@ -3,7 +3,7 @@
  * loopback, polling helpers and a parser for the simple, never pipelined requests of the
  * gateway's upstream client.
  */
-import type { Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 /**
@@ -19,6 +19,14 @@ export async function listenLoopback(server: Server): Promise<{ port: number; cl
       await new Promise<void>((r) => server.close(() => r()));
     },
   };
+}
+
+/** A loopback port the OS reports free (for a process that must be told its port). */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  const { port, close } = await listenLoopback(server);
+  await close();
+  return port;
 }
 
 export const delay = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

@@ -57,12 +57,25 @@ describe('transparent proxy', () => {
   });
 
   test('third-party server-everything over stdio and over HTTP: same tools and echo as direct', async () => {
-    const d = await direct(everythingStdio());
-    const dh = new Client({ name: 'direct-http', version: '1' });
-    await dh.connect(new StreamableHTTPClientTransport(new URL(http.url)));
-    const { client: g } = await connectClient(`${gw.url}/mcp/everything`);
-    const { client: gh } = await connectClient(`${gw.url}/mcp/everything-http`);
+    // Every client opened is closed, even when a later one fails to connect: a stdio child left
+    // running would keep this test file from ever exiting.
+    const opened: Client[] = [];
+    const open = async (c: Promise<Client>): Promise<Client> => {
+      const client = await c;
+      opened.push(client);
+      return client;
+    };
     try {
+      const d = await open(direct(everythingStdio()));
+      const dh = await open(
+        (async () => {
+          const c = new Client({ name: 'direct-http', version: '1' });
+          await c.connect(new StreamableHTTPClientTransport(new URL(http.url)));
+          return c;
+        })(),
+      );
+      const g = await open(connectClient(`${gw.url}/mcp/everything`).then((r) => r.client));
+      const gh = await open(connectClient(`${gw.url}/mcp/everything-http`).then((r) => r.client));
       const tools = (await d.listTools()).tools;
       assert.ok(tools.length > 3);
       assert.deepEqual((await g.listTools()).tools, tools);
@@ -77,7 +90,7 @@ describe('transparent proxy', () => {
       const prompts = (await dh.listPrompts()).prompts;
       assert.deepEqual((await gh.listPrompts()).prompts, prompts);
     } finally {
-      await Promise.all([g.close(), gh.close(), d.close(), dh.close()]);
+      await Promise.all(opened.map((c) => c.close()));
     }
   });
 

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Gateway } from '../../src/server.js';
 import { demoStdio, gateway, post, rawSession, ROOT } from '../helpers/gateway.js';
+import { freePort } from '../helpers/raw-http.js';
 
 const faulty = { command: process.execPath, args: ['--import', 'tsx', resolve(ROOT, 'test/fixtures/faulty-server.ts')], cwd: ROOT };
 const V = { 'mcp-protocol-version': '2025-11-25' };
@@ -98,7 +99,7 @@ describe('upstream faults', () => {
 describe('SIGTERM', () => {
   test('drains in-flight requests, then exits 0; new requests during the drain get 503', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'bastion-drain-'));
-    const port = 21000 + Math.floor(Math.random() * 20000);
+    const port = await freePort();
     const cfg = join(dir, 'bastion.yaml');
     writeFileSync(
       cfg,

@@ -1,7 +1,7 @@
 /** Helpers for tests that need Redis: the shared local one, or a private redis-server of their own. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { createServer, Socket } from 'node:net';
+import { Socket } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { RedisStateStore, type RedisStateStoreOptions } from '../../src/stores/redis.js';
 
@@ -40,15 +40,7 @@ export async function localStore(tag: string, extra: Partial<RedisStateStoreOpti
   return s;
 }
 
-export async function freePort(): Promise<number> {
-  const srv = createServer();
-  srv.listen(0, '127.0.0.1');
-  await once(srv, 'listening');
-  const port = (srv.address() as { port: number }).port;
-  srv.close();
-  await once(srv, 'close');
-  return port;
-}
+export { freePort } from '../helpers/raw-http.js';
 
 /** A private redis-server on `port` (no persistence), killed and restarted by the test that owns it. */
 export class PrivateRedis {
