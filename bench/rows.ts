@@ -254,6 +254,29 @@ export const ROWS: RowDef[] = [
     },
   },
   {
+    id: 'bare-stdio',
+    label: 'bare stdio proxy -> SDK (stdio)',
+    describe: 'the cheapest Streamable HTTP to stdio hop (bench/servers/bare-stdio-proxy.mjs: node:http, one shared stdio child, ids remapped, nothing else) in front of the stdio echo server: the ceiling of the stdio rows',
+    needsGateway: false,
+    async start(ctx) {
+      const proxy = await startProcess({
+        name: 'bare-stdio',
+        command: process.execPath,
+        args: [...nodeArgs(ctx, 'bare-stdio-proxy.mjs'), '--', process.execPath, ...nodeArgs(ctx, 'sdk-stdio-echo.mjs')],
+        cwd: ctx.root,
+        cpu: ctx.cpu,
+        logFile: join(ctx.workDir, 'bare-stdio.log'),
+        readyLine: true,
+      });
+      return {
+        url: `http://127.0.0.1:${proxy.port}/mcp`,
+        processes: [{ name: 'bare-stdio', pid: proxy.pid }],
+        memory: async () => ({ rssKb: rssKb(proxy.pid), childrenRssKb: childrenRss(proxy.pid), heapUsedBytes: null }),
+        stop: () => proxy.stop(),
+      };
+    },
+  },
+  {
     id: 'gateway-http',
     label: 'mcp-bastion -> SDK (http)',
     describe: 'mcp-bastion with an HTTP upstream: the SDK server above',

@@ -32,9 +32,9 @@ function checkRow(report: BenchReport, id: string, concurrency: number[], calls:
   }
 }
 
-test('bench harness runs SDK-direct and bare-proxy rows (SSE responses) to completion', { timeout: 120_000 }, async () => {
+test('bench harness runs SDK-direct, bare-proxy and bare-stdio rows (SSE responses) to completion', { timeout: 120_000 }, async () => {
   const report = await runBench({
-    rows: ['sdk-direct', 'bare-proxy'],
+    rows: ['sdk-direct', 'bare-proxy', 'bare-stdio'],
     concurrency: [1, 4],
     warmupMs: 0,
     calls: 100,
@@ -46,6 +46,8 @@ test('bench harness runs SDK-direct and bare-proxy rows (SSE responses) to compl
   assert.equal(report.meta.sdkResponseMode, 'sse');
   checkRow(report, 'sdk-direct', [1, 4], 100, ['sdk-echo']);
   checkRow(report, 'bare-proxy', [1, 4], 100, ['bare-proxy', 'sdk-echo']);
+  // the stdio child's CPU counts with the proxy's: the ceiling row pays for the same server
+  checkRow(report, 'bare-stdio', [1, 4], 100, ['bare-stdio', 'bare-stdio:children']);
 
   const rs = ratios(report);
   const info = rs.find((r) => r.formula.startsWith('bare-proxy / sdk-direct'));
