@@ -20,7 +20,7 @@
 import { BastionError, type ErrorCode } from '../../errors.js';
 import type { AuditEvent, AuditLog } from '../../audit/types.js';
 import type { SanitizeGlobalConfig, SanitizeServerConfig } from '../../config/sanitize.js';
-import type { MessageContext, Stage } from '../../pipeline/context.js';
+import type { MessageContext, Stage, ToolDefinition } from '../../pipeline/context.js';
 import { isNotification, isRequest, isResponse, type JsonRpcMessage } from '../../pipeline/messages.js';
 import {
   TextSink,
@@ -195,7 +195,11 @@ export function outputSanitizerStage(deps: OutputSanitizerDeps): Stage {
     return p;
   };
 
-  const run = async (ctx: MessageContext, msg: JsonRpcMessage, kind: Kind): Promise<JsonRpcMessage | null> => {
+  /**
+   * Synchronous unless the tool's outputSchema is needed and the session has not fetched its
+   * catalog yet: the common result costs no promise and no await.
+   */
+  const run = (ctx: MessageContext, msg: JsonRpcMessage, kind: Kind): JsonRpcMessage | null | Promise<JsonRpcMessage | null> => {
     const tool = kind === 'tool-result' ? toolNameOf(ctx) : undefined;
     const policy = policyFor(ctx, tool);
     const slot = SLOT[kind];
@@ -236,88 +240,94 @@ export function outputSanitizerStage(deps: OutputSanitizerDeps): Stage {
       }
     }
 
-    // 2. structuredContent against the tool's outputSchema (what the upstream sent).
-    const findings: Finding[] = [];
-    let schema: Obj | undefined;
+    // 2. structuredContent against the tool's outputSchema (what the upstream sent), from the
+    // session's catalog: at hand (synchronous), or fetched first. `null`: the lookup failed.
     if (kind === 'tool-result' && policy.outputSchema !== 'off' && tool !== undefined && isObj(work.result)) {
-      let lookupFailed = false;
-      try {
-        const def = (await ctx.session.upstreamTools()).get(tool);
+      const now = ctx.session.toolsNow?.();
+      if (now !== undefined) return scan(now);
+      return ctx.session.upstreamTools().then(scan, () => scan(null));
+    }
+    return scan(undefined);
+
+    /** Steps 2 to 4; `tools` is undefined when no outputSchema check applies. */
+    function scan(tools: ReadonlyMap<string, ToolDefinition> | null | undefined): JsonRpcMessage | null {
+      const findings: Finding[] = [];
+      let schema: Obj | undefined;
+      if (tools !== undefined && tool !== undefined && isObj(work.result)) {
+        const def = tools?.get(tool);
         schema = isObj(def?.outputSchema) ? def.outputSchema : undefined;
-      } catch {
-        lookupFailed = true;
-      }
-      const check = lookupFailed
-        ? work.result.structuredContent !== undefined
-          ? ({ ok: false, reason: 'schema_unusable', message: "the tool's definition could not be loaded to check structuredContent" } as const)
-          : ({ ok: true } as const)
-        : checkOutputSchema(schema, work.result);
-      if (!check.ok) {
-        const f: Finding = { rule: `schema.${check.reason}`, kind: 'schema', severity: 'medium', message: check.message, evidence: check.message };
-        if (policy.outputSchema === 'enforce') {
-          return blocked('ERR_BASTION_SANITIZER_OUTPUT_SCHEMA', `structuredContent does not conform to the tool's outputSchema: ${check.message}`, tally([f]), 'output_schema');
+        const check = tools === null
+          ? work.result.structuredContent !== undefined
+            ? ({ ok: false, reason: 'schema_unusable', message: "the tool's definition could not be loaded to check structuredContent" } as const)
+            : ({ ok: true } as const)
+          : checkOutputSchema(schema, work.result);
+        if (!check.ok) {
+          const f: Finding = { rule: `schema.${check.reason}`, kind: 'schema', severity: 'medium', message: check.message, evidence: check.message };
+          if (policy.outputSchema === 'enforce') {
+            return blocked('ERR_BASTION_SANITIZER_OUTPUT_SCHEMA', `structuredContent does not conform to the tool's outputSchema: ${check.message}`, tally([f]), 'output_schema');
+          }
+          findings.push(f);
         }
-        findings.push(f);
       }
-    }
 
-    // 3. Strings: hidden characters, injection, secrets.
-    const sink = new TextSink(policy);
-    const payload = work[slot];
-    const sanitized = isObj(payload) ? SANITIZE[kind](payload, sink) : payload;
-    const out = sanitized === payload ? work : ({ ...work, [slot]: sanitized } as typeof work);
-    findings.push(...sink.findings);
+      // 3. Strings: hidden characters, injection, secrets.
+      const sink = new TextSink(policy);
+      const payload = work[slot];
+      const sanitized = isObj(payload) ? SANITIZE[kind](payload, sink) : payload;
+      const out = sanitized === payload ? work : ({ ...work, [slot]: sanitized } as typeof work);
+      findings.push(...sink.findings);
 
-    // Redaction or markers can make structuredContent break its schema (a pattern, a maxLength):
-    // the client would reject it, so say so here instead.
-    if (schema !== undefined && policy.outputSchema === 'enforce' && sink.changed && isObj(out.result) && !sink.block) {
-      const after = checkOutputSchema(schema, out.result);
-      if (!after.ok) {
-        const f: Finding = { rule: 'schema.invalid-after-sanitizing', kind: 'schema', severity: 'medium', message: after.message, evidence: after.message };
-        return blocked(
-          'ERR_BASTION_SANITIZER_BLOCKED',
-          `after redacting or marking its content, structuredContent no longer conforms to the tool's outputSchema (${after.message})`,
-          tally([...findings, f]),
-          'output_schema_after_sanitizing',
-        );
+      // Redaction or markers can make structuredContent break its schema (a pattern, a maxLength):
+      // the client would reject it, so say so here instead.
+      if (schema !== undefined && policy.outputSchema === 'enforce' && sink.changed && isObj(out.result) && !sink.block) {
+        const after = checkOutputSchema(schema, out.result);
+        if (!after.ok) {
+          const f: Finding = { rule: 'schema.invalid-after-sanitizing', kind: 'schema', severity: 'medium', message: after.message, evidence: after.message };
+          return blocked(
+            'ERR_BASTION_SANITIZER_BLOCKED',
+            `after redacting or marking its content, structuredContent no longer conforms to the tool's outputSchema (${after.message})`,
+            tally([...findings, f]),
+            'output_schema_after_sanitizing',
+          );
+        }
       }
-    }
 
-    // 4. Exact size cap on the sanitized payload.
-    let truncatedBytes = 0;
-    if (!sink.block && measured && isObj(sanitized) && originalSize > policy.maxOutputBytes - SCAN_MARGIN_BYTES) {
-      const r = capPayload(sanitized, policy.maxOutputBytes);
-      if (!r.ok) {
-        return blocked('ERR_BASTION_SANITIZER_OUTPUT_TOO_LARGE', `it is ${originalSize} bytes, over the limit of ${policy.maxOutputBytes}, and cutting its text is not enough`, [], 'output_too_large');
+      // 4. Exact size cap on the sanitized payload.
+      let truncatedBytes = 0;
+      if (!sink.block && measured && isObj(sanitized) && originalSize > policy.maxOutputBytes - SCAN_MARGIN_BYTES) {
+        const r = capPayload(sanitized, policy.maxOutputBytes);
+        if (!r.ok) {
+          return blocked('ERR_BASTION_SANITIZER_OUTPUT_TOO_LARGE', `it is ${originalSize} bytes, over the limit of ${policy.maxOutputBytes}, and cutting its text is not enough`, [], 'output_too_large');
+        }
+        if (r.truncatedBytes > 0) truncatedBytes = Math.max(r.truncatedBytes, originalSize - Buffer.byteLength(JSON.stringify(sanitized), 'utf8'));
       }
-      if (r.truncatedBytes > 0) truncatedBytes = Math.max(r.truncatedBytes, originalSize - Buffer.byteLength(JSON.stringify(sanitized), 'utf8'));
-    }
-    if (sink.block) {
+      if (sink.block) {
+        const rules = tally(findings);
+        const why = sink.tooDeep
+          ? 'it nests deeper than the sanitizer can scan'
+          : findings.some((f) => f.kind === 'injection' && policy.injection === 'block' && SEVERITY_RANK[f.severity] >= SEVERITY_RANK[policy.injectionMinSeverity])
+          ? 'it contains text that looks like instructions to the model (prompt injection)'
+          : 'it contains secrets';
+        const blockedRules = rules.filter((r) => !r.rule.startsWith('hidden.') || r.severity === 'high');
+        return blocked('ERR_BASTION_SANITIZER_BLOCKED', why, blockedRules, sink.tooDeep ? 'too_deep' : why.includes('secrets') ? 'secret' : 'prompt_injection');
+      }
+      if (findings.length === 0 && truncatedBytes === 0) return msg;
       const rules = tally(findings);
-      const why = sink.tooDeep
-        ? 'it nests deeper than the sanitizer can scan'
-        : findings.some((f) => f.kind === 'injection' && policy.injection === 'block' && SEVERITY_RANK[f.severity] >= SEVERITY_RANK[policy.injectionMinSeverity])
-        ? 'it contains text that looks like instructions to the model (prompt injection)'
-        : 'it contains secrets';
-      const blockedRules = rules.filter((r) => !r.rule.startsWith('hidden.') || r.severity === 'high');
-      return blocked('ERR_BASTION_SANITIZER_BLOCKED', why, blockedRules, sink.tooDeep ? 'too_deep' : why.includes('secrets') ? 'secret' : 'prompt_injection');
+      emit(ctx, kind, tool, {
+        outcome: 'info',
+        action: actionOf(policy, findings, truncatedBytes > 0),
+        rules: rules.map((r) => r.rule),
+        findings: rules,
+        counts: {
+          injection: findings.filter((f) => f.kind === 'injection').length,
+          secret: findings.filter((f) => f.kind === 'secret').length,
+          hidden: findings.filter((f) => f.kind === 'hidden').reduce((n, f) => n + (f.count ?? 1), 0),
+          schema: findings.filter((f) => f.kind === 'schema').length,
+        },
+        ...(truncatedBytes > 0 ? { truncatedBytes } : {}),
+      });
+      return sink.changed || truncatedBytes > 0 ? out : msg;
     }
-    if (findings.length === 0 && truncatedBytes === 0) return msg;
-    const rules = tally(findings);
-    emit(ctx, kind, tool, {
-      outcome: 'info',
-      action: actionOf(policy, findings, truncatedBytes > 0),
-      rules: rules.map((r) => r.rule),
-      findings: rules,
-      counts: {
-        injection: findings.filter((f) => f.kind === 'injection').length,
-        secret: findings.filter((f) => f.kind === 'secret').length,
-        hidden: findings.filter((f) => f.kind === 'hidden').reduce((n, f) => n + (f.count ?? 1), 0),
-        schema: findings.filter((f) => f.kind === 'schema').length,
-      },
-      ...(truncatedBytes > 0 ? { truncatedBytes } : {}),
-    });
-    return sink.changed || truncatedBytes > 0 ? out : msg;
   };
 
   return {
@@ -326,7 +336,12 @@ export function outputSanitizerStage(deps: OutputSanitizerDeps): Stage {
     onUpstreamMessage(ctx, msg) {
       const kind = kindOf(ctx, msg);
       if (kind === undefined) return msg;
-      return run(ctx, msg, kind);
+      // A refusal is a rejected promise, as it was when the whole stage was async.
+      try {
+        return run(ctx, msg, kind);
+      } catch (err) {
+        return Promise.reject(err);
+      }
     },
   };
 }

@@ -21,7 +21,7 @@ function auditSpy(): AuditLog & { events: AuditEvent[] } {
   return { events, emit: (e) => void events.push(e), flush: async () => {}, close: async () => {} };
 }
 
-function ctx(method: string | undefined, opts: { tool?: string; server?: SanitizeServerConfig; tools?: ToolDefinition[]; toolsFail?: boolean } = {}): MessageContext {
+function ctx(method: string | undefined, opts: { tool?: string; server?: SanitizeServerConfig; tools?: ToolDefinition[]; toolsFail?: boolean; toolsAtHand?: ToolDefinition[] } = {}): MessageContext {
   const request =
     method === undefined || method.startsWith('notifications/') || method === 'sampling/createMessage'
       ? undefined
@@ -38,6 +38,7 @@ function ctx(method: string | undefined, opts: { tool?: string; server?: Sanitiz
         if (opts.toolsFail) throw new Error('upstream down');
         return new Map((opts.tools ?? []).map((t) => [t.name, t]));
       },
+      ...(opts.toolsAtHand !== undefined ? { toolsNow: () => new Map(opts.toolsAtHand!.map((t) => [t.name, t])) } : {}),
     },
     principal: { subject: 'alice', issuer: 'https://as.example', clientId: 'c1', authMethod: 'bearer', tokenId: 'jti-1' } as never,
     request,
@@ -125,6 +126,24 @@ test('tools/call structuredContent not matching outputSchema: enforce withholds,
   assert.ok(isBastionError(missing.error) && missing.error.code === 'ERR_BASTION_SANITIZER_OUTPUT_SCHEMA');
   const down = await run(ctx('tools/call', { tool: 'get', toolsFail: true }), toolResult([], { structuredContent: { n: 1 } }));
   assert.ok(isBastionError(down.error), 'tool definitions unavailable with structuredContent present: fail closed');
+});
+
+test('catalog at hand (toolsNow): the outputSchema comes from it, without a promise on the benign path', async () => {
+  const def = { name: 'get', outputSchema: { type: 'object', properties: { n: { type: 'number' } }, required: ['n'] } };
+  // upstreamTools would fail: every answer below has to come from the catalog at hand
+  const c = ctx('tools/call', { tool: 'get', toolsFail: true, toolsAtHand: [def] });
+  const stage = outputSanitizerStage({ audit: auditSpy(), sanitize: undefined });
+  const good = toolResult([{ type: 'text', text: 'n is 1' }], { structuredContent: { n: 1 } });
+  const out = stage.onUpstreamMessage!(c, good);
+  assert.ok(!(out instanceof Promise), 'no promise when nothing has to be fetched');
+  assert.equal(out, good, 'nothing to change: the same message object passes');
+  // a refusal on the synchronous path is still a rejected promise, never a throw at the caller
+  const bad = stage.onUpstreamMessage!(c, toolResult([], { structuredContent: { n: 'nope' } }));
+  assert.ok(bad instanceof Promise);
+  await assert.rejects(bad, (e: unknown) => isBastionError(e) && e.code === 'ERR_BASTION_SANITIZER_OUTPUT_SCHEMA');
+  const r = await run(c, toolResult([{ type: 'text', text: INJ }], { structuredContent: { n: 2 } }));
+  assert.equal(r.error, undefined);
+  assert.ok(String((r.out as any).result.content[0].text).startsWith('⟦bastion:untrusted'), 'the sanitizing still runs on the synchronous path');
 });
 
 test('policy block: JSON-RPC error saying the result was withheld and why, with rule ids', async () => {
