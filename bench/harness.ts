@@ -252,9 +252,11 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
       for (const rep of reports) {
         const target = running.get(rep.id);
         if (!target || rep.status !== 'ok') continue;
+        const def = ROWS.find((r) => r.id === rep.id);
+        if (def?.concurrency !== undefined && !def.concurrency.includes(c)) continue;
         try {
           await lg.open(target.url, Math.max(1, Math.min(c, o.sessions ?? c)), c, target.headers ?? {});
-          const spec: RunSpec = { concurrency: c, warmupMs: o.warmupMs, processes: target.processes };
+          const spec: RunSpec = { concurrency: c, warmupMs: def?.warmupMs ?? o.warmupMs, processes: target.processes };
           if (o.durationMs !== undefined) spec.durationMs = o.durationMs;
           else spec.calls = o.calls as number;
           const r = await lg.run(spec);

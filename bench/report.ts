@@ -42,6 +42,7 @@ export const RATIO_DEFS: RatioDef[] = [
   { name: 'stdio gateway vs SDK direct, calls per CPU-second', num: 'gateway-stdio', den: 'sdk-direct', metric: 'capacity', concurrency: 10, target: null },
   { name: 'HTTP gateway vs bare proxy, calls per CPU-second', num: 'gateway-http', den: 'bare-proxy', metric: 'capacity', concurrency: 10, target: null },
   { name: 'bare proxy vs SDK direct, throughput (issue measured 0.73)', num: 'bare-proxy', den: 'sdk-direct', metric: 'throughput', concurrency: 10, target: null },
+  { name: 'stdio gateway, warm children (--warm), vs SDK direct, throughput', num: 'gateway-stdio-warm', den: 'sdk-direct', metric: 'throughput', concurrency: 10, target: null },
   { name: 'bare stdio proxy vs SDK direct, throughput (the ceiling of the stdio ratios here)', num: 'bare-stdio', den: 'sdk-direct', metric: 'throughput', concurrency: 10, target: null },
   { name: 'stdio gateway (shared child) vs bare stdio proxy, throughput', num: 'gateway-stdio-shared', den: 'bare-stdio', metric: 'throughput', concurrency: 10, target: null },
   { name: 'stdio gateway vs SDK direct, throughput', num: 'gateway-stdio', den: 'sdk-direct', metric: 'throughput', concurrency: 50, target: null },

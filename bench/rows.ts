@@ -63,6 +63,10 @@ export interface RowDef {
   needsGateway: boolean;
   /** An extra row, run only when asked for (`--auth` adds rows with flag 'auth') or named in --rows. */
   flag?: string;
+  /** The concurrency levels this row is measured at, among those of the run (default: all). */
+  concurrency?: readonly number[];
+  /** Unmeasured warm-up of each of this row's cells instead of the run's `--warmup`. */
+  warmupMs?: number;
   start(ctx: RowContext): Promise<RunningRow>;
 }
 
@@ -202,6 +206,15 @@ export async function startGateway(
 /** Tools are denied unless listed (policy `defaultTool: deny`): the gateway rows list `echo`. */
 const ALLOW_ECHO = { echo: {} };
 
+/** The gateway in front of the stdio echo server, a child per session (the default). */
+async function startStdioRow(ctx: RowContext, name: string): Promise<RunningRow> {
+  const { gateway, url, base } = await startGateway(ctx, name, {
+    stdio: { command: process.execPath, args: nodeArgs(ctx, 'sdk-stdio-echo.mjs'), cwd: ctx.root },
+    tools: ALLOW_ECHO,
+  });
+  return { url, processes: [{ name: 'gateway', pid: gateway.pid }], memory: () => gatewayMemory(gateway, base), stop: () => gateway.stop() };
+}
+
 export const ROWS: RowDef[] = [
   {
     id: 'sdk-direct',
@@ -308,18 +321,18 @@ export const ROWS: RowDef[] = [
     label: 'mcp-bastion -> SDK (stdio)',
     describe: 'mcp-bastion with a stdio upstream: SDK McpServer + StdioServerTransport, same tool',
     needsGateway: true,
-    async start(ctx) {
-      const { gateway, url, base } = await startGateway(ctx, 'gateway-stdio', {
-        stdio: { command: process.execPath, args: nodeArgs(ctx, 'sdk-stdio-echo.mjs'), cwd: ctx.root },
-        tools: ALLOW_ECHO,
-      });
-      return {
-        url,
-        processes: [{ name: 'gateway', pid: gateway.pid }],
-        memory: () => gatewayMemory(gateway, base),
-        stop: () => gateway.stop(),
-      };
-    },
+    start: (ctx) => startStdioRow(ctx, 'gateway-stdio'),
+  },
+  {
+    id: 'gateway-stdio-warm',
+    label: 'mcp-bastion -> SDK (stdio), warm children',
+    describe:
+      'gateway-stdio at c=10 after a 12 s warm-up instead of 1 s: each cell opens new sessions, so a child per session is a new process that only its own share of the calls warms up (JIT); this row measures those children warm',
+    needsGateway: true,
+    flag: 'warm',
+    concurrency: [10],
+    warmupMs: 12_000,
+    start: (ctx) => startStdioRow(ctx, 'gateway-stdio-warm'),
   },
   {
     id: 'gateway-stdio-shared',

@@ -17,6 +17,7 @@ const HELP = `usage: npm run bench -- [options]
   --store redis         also run the rows with the Redis state store (${ROWS.filter((r) => r.flag === 'store-redis').map((r) => r.id).join(',')})
   --audit               also run the stdio row with audit off and with a signed audit file (the cost of auditing)
   --no-policy           skip the authorization micro-bench (10 and 10,000 rules, argument validation; printed by default)
+  --warm                also run the child-per-session stdio row at c=10 with its children warm (${ROWS.filter((r) => r.flag === 'warm').map((r) => r.id).join(',')}: 12 s warm-up; adds about 16 s)
   --auth                also run the rows with authentication on (${ROWS.filter((r) => r.flag === 'auth').map((r) => r.id).join(',')})
   --concurrency 1,10,50 concurrency levels (default 1,10,50)
   --duration MS         measured window per cell (default 3000)
@@ -52,6 +53,7 @@ function rowFlags(args: Map<string, string | true>): string[] {
   const flags: string[] = [];
   if (args.has('auth')) flags.push('auth');
   if (args.has('audit')) flags.push('audit');
+  if (args.has('warm')) flags.push('warm');
   const store = args.get('store');
   if (store !== undefined) {
     if (store !== 'redis' && store !== 'memory') throw new Error(`--store takes redis or memory, got "${String(store)}"`);
@@ -64,7 +66,7 @@ function defaultRows(flags: string[] = []): string[] {
   return ROWS.filter((r) => r.flag === undefined || flags.includes(r.flag)).map((r) => r.id);
 }
 
-const KNOWN = new Set(['sessions', 'store', 'auth', 'audit', 'no-policy', 'profile', 'rows', 'concurrency', 'duration', 'warmup', 'prime', 'calls', 'sdk-json', 'no-pin', 'no-build', 'out', 'memory', 'memory-rows', 'memory-calls', 'repeat', 'help']);
+const KNOWN = new Set(['sessions', 'store', 'auth', 'audit', 'warm', 'no-policy', 'profile', 'rows', 'concurrency', 'duration', 'warmup', 'prime', 'calls', 'sdk-json', 'no-pin', 'no-build', 'out', 'memory', 'memory-rows', 'memory-calls', 'repeat', 'help']);
 
 function list(v: string | true | undefined, fallback: string): string[] {
   return (typeof v === 'string' ? v : fallback).split(',').map((s) => s.trim()).filter(Boolean);
