@@ -82,16 +82,21 @@ function nodeFlags(ctx: RowContext, name: string): string[] {
   ];
 }
 
-async function startSdkEcho(ctx: RowContext): Promise<Started> {
+/** A script of bench/servers run by plain node, pinned, logging to NAME.log, ready once it prints its port. */
+function startBenchServer(ctx: RowContext, name: string, script: string, extraArgs: string[]): Promise<Started> {
   return startProcess({
-    name: 'sdk-echo',
+    name,
     command: process.execPath,
-    args: [...nodeArgs(ctx, 'sdk-http-echo.mjs'), ...(ctx.sdkJson ? ['--json'] : [])],
+    args: [...nodeArgs(ctx, script), ...extraArgs],
     cwd: ctx.root,
     cpu: ctx.cpu,
-    logFile: join(ctx.workDir, 'sdk-echo.log'),
+    logFile: join(ctx.workDir, `${name}.log`),
     readyLine: true,
   });
+}
+
+function startSdkEcho(ctx: RowContext): Promise<Started> {
+  return startBenchServer(ctx, 'sdk-echo', 'sdk-http-echo.mjs', ctx.sdkJson ? ['--json'] : []);
 }
 
 function getJson(url: string): Promise<unknown> {
@@ -239,15 +244,7 @@ export const ROWS: RowDef[] = [
     async start(ctx) {
       const sdk = await startSdkEcho(ctx);
       try {
-        const proxy = await startProcess({
-          name: 'bare-proxy',
-          command: process.execPath,
-          args: [...nodeArgs(ctx, 'bare-proxy.mjs'), '--upstream', `http://127.0.0.1:${sdk.port}`],
-          cwd: ctx.root,
-          cpu: ctx.cpu,
-          logFile: join(ctx.workDir, 'bare-proxy.log'),
-          readyLine: true,
-        });
+        const proxy = await startBenchServer(ctx, 'bare-proxy', 'bare-proxy.mjs', ['--upstream', `http://127.0.0.1:${sdk.port}`]);
         return {
           url: `http://127.0.0.1:${proxy.port}/mcp`,
           processes: [
@@ -272,15 +269,7 @@ export const ROWS: RowDef[] = [
     describe: 'the cheapest Streamable HTTP to stdio hop (bench/servers/bare-stdio-proxy.mjs: node:http, one shared stdio child, ids remapped, nothing else) in front of the stdio echo server: the ceiling of the stdio rows',
     needsGateway: false,
     async start(ctx) {
-      const proxy = await startProcess({
-        name: 'bare-stdio',
-        command: process.execPath,
-        args: [...nodeArgs(ctx, 'bare-stdio-proxy.mjs'), '--', process.execPath, ...nodeArgs(ctx, 'sdk-stdio-echo.mjs')],
-        cwd: ctx.root,
-        cpu: ctx.cpu,
-        logFile: join(ctx.workDir, 'bare-stdio.log'),
-        readyLine: true,
-      });
+      const proxy = await startBenchServer(ctx, 'bare-stdio', 'bare-stdio-proxy.mjs', ['--', process.execPath, ...nodeArgs(ctx, 'sdk-stdio-echo.mjs')]);
       return {
         url: `http://127.0.0.1:${proxy.port}/mcp`,
         processes: [{ name: 'bare-stdio', pid: proxy.pid }],
