@@ -266,8 +266,9 @@ export const ROWS: RowDef[] = [
   {
     id: 'bare-stdio',
     label: 'bare stdio proxy -> SDK (stdio)',
-    describe: 'the cheapest Streamable HTTP to stdio hop (bench/servers/bare-stdio-proxy.mjs: node:http, one shared stdio child, ids remapped, nothing else) in front of the stdio echo server: the ceiling of the stdio rows',
+    describe: 'the cheapest Streamable HTTP to stdio hop (bench/servers/bare-stdio-proxy.mjs: node:http, one shared stdio child, ids remapped, nothing else) in front of the stdio echo server: the ceiling of the stdio rows (c=10 only: the ratios use no other cell, and the bench stays under 2 minutes)',
     needsGateway: false,
+    concurrency: [10],
     async start(ctx) {
       const proxy = await startBenchServer(ctx, 'bare-stdio', 'bare-stdio-proxy.mjs', ['--', process.execPath, ...nodeArgs(ctx, 'sdk-stdio-echo.mjs')]);
       return {
