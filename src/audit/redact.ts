@@ -117,8 +117,17 @@ const UNCHANGED = 0;
 let valueCache: Record<string, string | typeof UNCHANGED> = Object.create(null) as Record<string, string | typeof UNCHANGED>;
 let valueCacheSize = 0;
 
+/**
+ * Hex digits and hyphens only (UUIDs such as request ids, trace ids, hex digests): no hint above
+ * can occur in such a string (every hint needs a character outside 0-9, a-f and '-', in either
+ * case; a test checks each shape's hint), so it is returned as it is, before the cache: looking
+ * up a string seen once (every request id) costs more than this test, and it would only fill
+ * the cache.
+ */
+const HEX_ONLY = /^[0-9a-f-]*$/i;
+
 function scrubString(s: string): string {
-  if (s.length < 8) return s;
+  if (s.length < 8 || HEX_ONLY.test(s)) return s;
   if (s.length > VALUE_CACHE_MAX_LENGTH) return scrubUncached(s);
   const hit = valueCache[s];
   if (hit !== undefined) return hit === UNCHANGED ? s : hit;

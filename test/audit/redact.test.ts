@@ -182,6 +182,39 @@ test('the cheap first test never lets through a string that a shape would change
   assert.ok(changed > 5_000, `the sample holds many secrets (${changed})`);
 });
 
+test('hex-and-hyphen strings (request ids, trace ids, digests) pass unchanged without entering the scrub cache; no secret shape can match one', async () => {
+  const { scrubCacheSize } = await import('../../src/audit/redact.js');
+  const { randomUUID } = await import('node:crypto');
+  const { prng } = await import('../helpers/prng.js');
+  // Fresh ids, one per request in a gateway: nothing to find in them, and no cache entry each.
+  scrub('warm-the-cache-up-first');
+  const before = scrubCacheSize();
+  for (let i = 0; i < 500; i++) {
+    const ids = [randomUUID(), randomUUID().toUpperCase(), randomUUID().replace(/-/g, ''), 'deadbeef'.repeat(i % 9 + 1)];
+    for (const id of ids) assert.equal(scrub(id), id);
+  }
+  assert.equal(scrubCacheSize(), before, 'ids seen once do not fill the cache');
+  // The shortcut is sound only while no shape can match a string made of 0-9, a-f, A-F and '-':
+  // a new shape whose hint or pattern can fails here.
+  const rand = prng(0x5eed);
+  const alphabet = '0123456789abcdefABCDEF-';
+  const samples: string[] = ['-----', '-'.repeat(80), 'BEEF-----BEEF', 'aBcDeF-'.repeat(20)];
+  for (let i = 0; i < 5000; i++) {
+    let t = '';
+    const n = 1 + Math.floor(rand() * 96);
+    for (let k = 0; k < n; k++) t += rand() < 0.2 ? '-----'.slice(0, 1 + Math.floor(rand() * 5)) : alphabet[Math.floor(rand() * alphabet.length)];
+    samples.push(t);
+  }
+  for (const shape of SECRET_SHAPES) {
+    const hint = new RegExp(shape.hint, 'i');
+    const re = new RegExp(shape.re.source, shape.re.flags.replace('g', ''));
+    for (const t of samples) {
+      assert.ok(!hint.test(t), `${shape.name}: its hint matches the hex string "${t}"`);
+      assert.ok(!re.test(t), `${shape.name}: it matches the hex string "${t}"`);
+    }
+  }
+});
+
 test('scrub cache: an answer is never reused for a different string, a secret is redacted every time, and the cache stays bounded', async () => {
   const { scrubCacheSize, cleanForAudit } = await import('../../src/audit/redact.js');
   // Near neighbours, in both orders: the clean one must not take the secret one's answer or back.
