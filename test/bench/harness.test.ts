@@ -32,17 +32,13 @@ function checkRow(report: BenchReport, id: string, concurrency: number[], calls:
   }
 }
 
+/** A few hundred calls, unpinned, no warm-up, no build: the smoke-test configuration. */
+function tinyBench(rows: string[], concurrency: number[], sdkJson = false): Promise<BenchReport> {
+  return runBench({ rows, concurrency, warmupMs: 0, calls: 100, pin: false, sdkJson, build: false, log: () => undefined });
+}
+
 test('bench harness runs SDK-direct and bare-proxy rows (SSE responses) to completion', { timeout: 120_000 }, async () => {
-  const report = await runBench({
-    rows: ['sdk-direct', 'bare-proxy'],
-    concurrency: [1, 4],
-    warmupMs: 0,
-    calls: 100,
-    pin: false,
-    sdkJson: false,
-    build: false,
-    log: () => undefined,
-  });
+  const report = await tinyBench(['sdk-direct', 'bare-proxy'], [1, 4]);
   assert.equal(report.meta.sdkResponseMode, 'sse');
   checkRow(report, 'sdk-direct', [1, 4], 100, ['sdk-echo']);
   checkRow(report, 'bare-proxy', [1, 4], 100, ['bare-proxy', 'sdk-echo']);
@@ -57,16 +53,7 @@ test('bench harness runs SDK-direct and bare-proxy rows (SSE responses) to compl
 });
 
 test('the bare-stdio row (the ceiling of the stdio ratios) runs at c=10 only, with its child counted', { timeout: 120_000 }, async () => {
-  const report = await runBench({
-    rows: ['sdk-direct', 'bare-stdio'],
-    concurrency: [1, 10],
-    warmupMs: 0,
-    calls: 100,
-    pin: false,
-    sdkJson: false,
-    build: false,
-    log: () => undefined,
-  });
+  const report = await tinyBench(['sdk-direct', 'bare-stdio'], [1, 10]);
   checkRow(report, 'sdk-direct', [1, 10], 100, ['sdk-echo']);
   // the stdio child's CPU counts with the proxy's: the ceiling row pays for the same server
   checkRow(report, 'bare-stdio', [10], 100, ['bare-stdio', 'bare-stdio:children']);
@@ -75,16 +62,7 @@ test('the bare-stdio row (the ceiling of the stdio ratios) runs at c=10 only, wi
 });
 
 test('bench client handles plain JSON responses (SDK enableJsonResponse)', { timeout: 60_000 }, async () => {
-  const report = await runBench({
-    rows: ['sdk-direct'],
-    concurrency: [2],
-    warmupMs: 0,
-    calls: 100,
-    pin: false,
-    sdkJson: true,
-    build: false,
-    log: () => undefined,
-  });
+  const report = await tinyBench(['sdk-direct'], [2], true);
   assert.equal(report.meta.sdkResponseMode, 'json');
   checkRow(report, 'sdk-direct', [2], 100, ['sdk-echo']);
 });
