@@ -73,10 +73,14 @@ export interface SessionView {
   toolsNow?(): ReadonlyMap<string, ToolDefinition> | undefined;
 }
 
-/** `f(catalog)`: synchronously when the session has its catalog at hand, else once it is fetched. */
-export function withUpstreamTools<T>(session: SessionView, f: (tools: ReadonlyMap<string, ToolDefinition>) => T): T | Promise<T> {
+/**
+ * `f(catalog)`: synchronously when the session has its catalog at hand, else once it is fetched.
+ * A fetch that fails rejects, or, with `unavailable`, gives its answer instead (only the fetch:
+ * what `f` throws is never turned into `unavailable`).
+ */
+export function withUpstreamTools<T>(session: SessionView, f: (tools: ReadonlyMap<string, ToolDefinition>) => T, unavailable?: () => T): T | Promise<T> {
   const now = session.toolsNow?.();
-  return now !== undefined ? f(now) : session.upstreamTools().then(f);
+  return now !== undefined ? f(now) : session.upstreamTools().then(f, unavailable);
 }
 
 /** A tool as listed by an upstream (MCP `Tool`). Hostile input: validate before trusting fields. */

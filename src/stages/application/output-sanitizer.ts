@@ -20,7 +20,7 @@
 import { BastionError, type ErrorCode } from '../../errors.js';
 import type { AuditEvent, AuditLog } from '../../audit/types.js';
 import type { SanitizeGlobalConfig, SanitizeServerConfig } from '../../config/sanitize.js';
-import type { MessageContext, Stage, ToolDefinition } from '../../pipeline/context.js';
+import { withUpstreamTools, type MessageContext, type Stage, type ToolDefinition } from '../../pipeline/context.js';
 import { isNotification, isRequest, isResponse, type JsonRpcMessage } from '../../pipeline/messages.js';
 import {
   TextSink,
@@ -243,9 +243,7 @@ export function outputSanitizerStage(deps: OutputSanitizerDeps): Stage {
     // 2. structuredContent against the tool's outputSchema (what the upstream sent), from the
     // session's catalog: at hand (synchronous), or fetched first. `null`: the lookup failed.
     if (kind === 'tool-result' && policy.outputSchema !== 'off' && tool !== undefined && isObj(work.result)) {
-      const now = ctx.session.toolsNow?.();
-      if (now !== undefined) return scan(now);
-      return ctx.session.upstreamTools().then(scan, () => scan(null));
+      return withUpstreamTools(ctx.session, scan, () => scan(null));
     }
     return scan(undefined);
 
