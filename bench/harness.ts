@@ -249,14 +249,14 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
       o.log(`primed every row for ${o.primeMs} ms at c=10`);
     }
     for (const c of o.concurrency) {
-      for (const rep of reports) {
+      for (const [i, rep] of reports.entries()) {
         const target = running.get(rep.id);
+        const def = rows[i]!; // reports are made from rows, in their order
         if (!target || rep.status !== 'ok') continue;
-        const def = ROWS.find((r) => r.id === rep.id);
-        if (def?.concurrency !== undefined && !def.concurrency.includes(c)) continue;
+        if (def.concurrency !== undefined && !def.concurrency.includes(c)) continue;
         try {
           await lg.open(target.url, Math.max(1, Math.min(c, o.sessions ?? c)), c, target.headers ?? {});
-          const spec: RunSpec = { concurrency: c, warmupMs: def?.warmupMs ?? o.warmupMs, processes: target.processes };
+          const spec: RunSpec = { concurrency: c, warmupMs: def.warmupMs ?? o.warmupMs, processes: target.processes };
           if (o.durationMs !== undefined) spec.durationMs = o.durationMs;
           else spec.calls = o.calls as number;
           const r = await lg.run(spec);

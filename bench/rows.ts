@@ -211,12 +211,17 @@ export async function startGateway(
 /** Tools are denied unless listed (policy `defaultTool: deny`): the gateway rows list `echo`. */
 const ALLOW_ECHO = { echo: {} };
 
-/** The gateway in front of the stdio echo server, a child per session (the default). */
-async function startStdioRow(ctx: RowContext, name: string): Promise<RunningRow> {
-  const { gateway, url, base } = await startGateway(ctx, name, {
-    stdio: { command: process.execPath, args: nodeArgs(ctx, 'sdk-stdio-echo.mjs'), cwd: ctx.root },
-    tools: ALLOW_ECHO,
-  });
+/**
+ * The gateway in front of the stdio echo server: a child per session (the default), or one
+ * shared child; `extra`: top-level config keys (audit sinks, ...).
+ */
+async function startStdioRow(ctx: RowContext, name: string, o: { shared?: boolean; extra?: Record<string, unknown> } = {}): Promise<RunningRow> {
+  const { gateway, url, base } = await startGateway(
+    ctx,
+    name,
+    { stdio: { command: process.execPath, args: nodeArgs(ctx, 'sdk-stdio-echo.mjs'), cwd: ctx.root, ...(o.shared ? { shared: true } : {}) }, tools: ALLOW_ECHO },
+    o.extra,
+  );
   return { url, processes: [{ name: 'gateway', pid: gateway.pid }], memory: () => gatewayMemory(gateway, base), stop: () => gateway.stop() };
 }
 
@@ -329,13 +334,7 @@ export const ROWS: RowDef[] = [
     label: 'mcp-bastion -> SDK (stdio, shared child)',
     describe: 'the stdio row with `stdio.shared: true`: one upstream process serves every session (ids remapped per session)',
     needsGateway: true,
-    async start(ctx) {
-      const { gateway, url, base } = await startGateway(ctx, 'gateway-stdio-shared', {
-        stdio: { command: process.execPath, args: nodeArgs(ctx, 'sdk-stdio-echo.mjs'), cwd: ctx.root, shared: true },
-        tools: ALLOW_ECHO,
-      });
-      return { url, processes: [{ name: 'gateway', pid: gateway.pid }], memory: () => gatewayMemory(gateway, base), stop: () => gateway.stop() };
-    },
+    start: (ctx) => startStdioRow(ctx, 'gateway-stdio-shared', { shared: true }),
   },
   {
     id: 'gateway-stdio-no-audit',
@@ -343,15 +342,7 @@ export const ROWS: RowDef[] = [
     describe: 'the stdio row with no audit sink: its CPU per call against gateway-stdio (audit to stdout, the default) is the cost of auditing',
     needsGateway: true,
     flag: 'audit',
-    async start(ctx) {
-      const { gateway, url, base } = await startGateway(
-        ctx,
-        'gateway-stdio-no-audit',
-        { stdio: { command: process.execPath, args: nodeArgs(ctx, 'sdk-stdio-echo.mjs'), cwd: ctx.root }, tools: ALLOW_ECHO },
-        { audit: { sinks: [] } },
-      );
-      return { url, processes: [{ name: 'gateway', pid: gateway.pid }], memory: () => gatewayMemory(gateway, base), stop: () => gateway.stop() };
-    },
+    start: (ctx) => startStdioRow(ctx, 'gateway-stdio-no-audit', { extra: { audit: { sinks: [] } } }),
   },
   {
     id: 'gateway-stdio-audit-chain',
@@ -363,13 +354,9 @@ export const ROWS: RowDef[] = [
       const { generateKeyPairSync } = await import('node:crypto');
       const keyFile = join(ctx.workDir, 'audit-key.pem');
       writeFileSync(keyFile, generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
-      const { gateway, url, base } = await startGateway(
-        ctx,
-        'gateway-stdio-audit-chain',
-        { stdio: { command: process.execPath, args: nodeArgs(ctx, 'sdk-stdio-echo.mjs'), cwd: ctx.root }, tools: ALLOW_ECHO },
-        { audit: { sinks: [{ type: 'file', path: join(ctx.workDir, 'audit.jsonl'), checkpoint: { keyFile, everyRecords: 1000 } }] } },
-      );
-      return { url, processes: [{ name: 'gateway', pid: gateway.pid }], memory: () => gatewayMemory(gateway, base), stop: () => gateway.stop() };
+      return startStdioRow(ctx, 'gateway-stdio-audit-chain', {
+        extra: { audit: { sinks: [{ type: 'file', path: join(ctx.workDir, 'audit.jsonl'), checkpoint: { keyFile, everyRecords: 1000 } }] } },
+      });
     },
   },
   {
